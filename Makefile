@@ -1,0 +1,64 @@
+# readiness: the two quick-start commands, and what they need.
+#   make readiness   set up, then run the main job on the built-in local lab
+#   make test        set up, then run every test (unit, the broker's layers, end to end)
+# Both are idempotent: a second run installs nothing new.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Debian packages the control node and the local lab need: the database server the
+# broker's tests run against, OpenSSH for the lab hosts, iproute2 for their namespaces.
+DEBS := mariadb-server mariadb-client openssh-server openssh-client iproute2 procps \
+        python3 python3-venv python3-pip ca-certificates
+PY_REQS := pyproject.toml sut/broker/requirements.txt sut/broker/integration/requirements.txt
+
+.PHONY: help setup debs venv readiness test lint unit clean
+
+help:
+	@echo "make readiness  - set up, then run the readiness job on the local lab"
+	@echo "make test       - set up, then run every test (unit, application layers, end to end)"
+	@echo "make setup      - install Debian packages (root) and the virtualenv $(VENV)"
+	@echo "make lint       - ruff and mypy"
+
+setup: debs venv
+
+debs:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make setup: these Debian packages are missing:$$missing. Run 'make setup' as root, or install them with apt-get, then try again." >&2; \
+	    exit 2; \
+	  fi; \
+	  echo "make setup: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: $(PY_REQS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]' -r sut/broker/requirements.txt -r sut/broker/integration/requirements.txt
+	touch $@
+
+# Until the deploy pipeline lands (issue 4), the main job runs the broker's three layers
+# against a throwaway MariaDB and a live testserver on this machine.
+readiness: setup
+	$(PY) -m pytest tests/sut -v
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+test: setup lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
