@@ -1,0 +1,102 @@
+"""Suites: the test layers, in order, as data (Molecule's test sequence).
+
+A layer names the role whose hosts run it, the shell command (run with bash in the
+deployed application's folder, its virtualenv first on PATH), what it needs up before
+it starts (the database, the live server), a timeout, and a gate: ``stop`` ends the
+sequence when the layer fails, ``continue`` goes on. The command finds its context in
+environment variables: ``READINESS_JUNIT`` (where to write JUnit XML),
+``READINESS_BASE_URL`` (the live server, for layers that need it) and
+``DJANGO_SETTINGS_MODULE`` (readiness's settings overlay).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.document import Section, load
+from orchestrator.exceptions import ConfigError
+
+LAYER_ROLES = ("server", "client")
+NEEDS = ("database", "server")
+GATES = ("stop", "continue")
+MAX_TIMEOUT_S = 6 * 3600
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One step of the sequence."""
+
+    name: str
+    role: str
+    command: str
+    needs: tuple[str, ...]
+    timeout_s: int
+    gate: str
+    junit: bool = True
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    file: Path
+    layers: tuple[Layer, ...]
+
+
+def resolve(name_or_path: str, *, root: Path, relative_to: Path | None = None) -> Path:
+    """A suite given as a name in ``root/suites`` or as a path (relative to the inventory)."""
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        path = Path(name_or_path).expanduser()
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to / path
+        return path
+    if not _NAME.match(name_or_path):
+        raise ConfigError(f"'{name_or_path}' is neither a suite name nor a path to a file")
+    return root / "suites" / f"{name_or_path}.yaml"
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and validate a suite file."""
+    top = Section(load(path), file=str(path))
+    name = top.get("name", str, path.stem)
+    top.get("schema", int, 1)
+    layers = tuple(_layer(s) for s in top.sections("layers"))
+    seen: set[str] = set()
+    for layer in layers:
+        if layer.name in seen:
+            raise top.error("layers", f"layer name '{layer.name}' is used twice")
+        seen.add(layer.name)
+    top.finish()
+    return Suite(name=name, file=path, layers=layers)
+
+
+def _layer(s: Section) -> Layer:
+    name = s.get("name", str, required=True)
+    if not _NAME.match(name):
+        raise s.error("name", "must be lower-case letters, digits, '_' or '-' (at most 40)")
+    role = s.choice("role", LAYER_ROLES)
+    command = s.get("command", str, required=True).strip()
+    if not command or "\0" in command or len(command) > 8192:
+        raise s.error("command", "must be a non-empty shell command of at most 8192 characters")
+    needs = s.string_list("needs", ())
+    for need in needs:
+        if need not in NEEDS:
+            raise s.error("needs", f"unknown need {need!r}; needs are {', '.join(NEEDS)}")
+    timeout = s.get("timeout", int, 1800)
+    if not 1 <= timeout <= MAX_TIMEOUT_S:
+        raise s.error("timeout", f"must be between 1 and {MAX_TIMEOUT_S} seconds")
+    gate = s.choice("gate", GATES, "stop")
+    junit = s.get("junit", bool, True)
+    s.finish()
+    return Layer(
+        name=name,
+        role=role,
+        command=command,
+        needs=tuple(dict.fromkeys(needs)),
+        timeout_s=timeout,
+        gate=gate,
+        junit=junit,
+    )
