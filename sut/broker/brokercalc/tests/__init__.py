@@ -1,0 +1,1 @@
+"""Unit tests for :mod:`brokercalc` (pure Python; no Django needed)."""
