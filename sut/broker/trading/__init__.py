@@ -1,0 +1,1 @@
+"""Trading app: customers, accounts, instruments, quotes and orders over a JSON API."""
