@@ -1,0 +1,511 @@
+"""What a lab consists of, and what to change to get there: pure functions, no I/O.
+
+Naming (everything carries the prefix, so labs with different prefixes coexist):
+
+=====================  ==========================  ===================================
+thing                  name                        example (prefix ``rdy``)
+=====================  ==========================  ===================================
+host name, namespace   ``<prefix>-h<i>``           ``rdy-h1`` ... ``rdy-h4``
+bridge (root ns)       ``<prefix>-br``             ``rdy-br`` holding ``10.213.71.1``
+veth, root side        ``<prefix>-v<i>``           ``rdy-v1`` (enslaved to the bridge)
+veth, namespace side   ``eth0``                    ``10.213.71.2`` in ``rdy-h1``
+deploy root            ``<base>/<prefix>/<host>``  ``/var/tmp/readiness-lab/rdy/rdy-h1``
+=====================  ==========================  ===================================
+
+A prefix is 1 to 6 characters of ``[a-z0-9]`` starting with a letter, so the longest
+interface name (``<prefix>-v<i>`` with up to :data:`MAX_HOSTS` hosts) stays well inside
+Linux's 15-character limit (IFNAMSIZ - 1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.exceptions import ConfigError
+
+DEFAULT_PREFIX = "rdy"
+DEFAULT_SUBNET = "10.213.71.0/24"
+DEFAULT_HOSTS = 4
+MAX_HOSTS = 64
+DEFAULT_DEPLOY_BASE = Path("/var/tmp/readiness-lab")
+SSH_PORT = 22
+LAB_USER = "root"
+PEER_IFNAME = "eth0"
+IFNAME_MAX = 15
+
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+# Characters that would need escaping in sshd_config or be expanded there (%h, %u...).
+_UNSAFE_PATH = re.compile(r'["\\%\n\r\t]')
+
+
+def validate_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        raise ConfigError(
+            f"invalid lab prefix {prefix!r}: use 1 to 6 characters of [a-z0-9] starting with "
+            "a letter (e.g. 'rdy'); it is part of every interface and namespace name the lab "
+            f"creates, and Linux limits interface names to {IFNAME_MAX} characters",
+            field="prefix",
+        )
+    return prefix
+
+
+def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
+    try:
+        network = ipaddress.ip_network(subnet, strict=True)
+    except ValueError as err:
+        raise ConfigError(
+            f"invalid lab subnet {subnet!r}: {err} (expected an IPv4 network such as "
+            f"{DEFAULT_SUBNET}, with no host bits set)",
+            field="subnet",
+        ) from None
+    if not isinstance(network, ipaddress.IPv4Network):
+        raise ConfigError(f"invalid lab subnet {subnet!r}: only IPv4 is supported", field="subnet")
+    if network.is_loopback or network.is_link_local or network.is_multicast:
+        raise ConfigError(
+            f"invalid lab subnet {subnet!r}: loopback, link-local and multicast ranges "
+            "cannot be used; pick a private range such as 10.213.71.0/24",
+            field="subnet",
+        )
+    if not network.is_private:
+        raise ConfigError(
+            f"invalid lab subnet {subnet!r}: not a private range; the lab must not shadow "
+            "public addresses (use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)",
+            field="subnet",
+        )
+    if network.prefixlen > 30:
+        raise ConfigError(
+            f"invalid lab subnet {subnet!r}: too small, a lab needs at least a /30 "
+            "(one address for the bridge, one per host)",
+            field="subnet",
+        )
+    return network
+
+
+def capacity(network: ipaddress.IPv4Network) -> int:
+    """How many lab hosts fit: all usable addresses but the bridge's."""
+    return network.num_addresses - 3
+
+
+def validate_hosts(hosts: int, network: ipaddress.IPv4Network) -> int:
+    if isinstance(hosts, bool) or not isinstance(hosts, int) or hosts < 1:
+        raise ConfigError(f"invalid number of lab hosts {hosts!r}: need at least 1", field="hosts")
+    room = min(capacity(network), MAX_HOSTS)
+    if hosts > room:
+        why = (
+            f"subnet {network} has room for {capacity(network)} hosts (.1 is the bridge)"
+            if capacity(network) < MAX_HOSTS
+            else f"a lab has at most {MAX_HOSTS} hosts"
+        )
+        raise ConfigError(f"too many lab hosts: {hosts} requested, but {why}", field="hosts")
+    return hosts
+
+
+def parse_hosts(value: int | str | None) -> int | None:
+    """The --hosts option as given on a command line (a string) or by code."""
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return int(value, 10)
+    except ValueError:
+        raise ConfigError(
+            f"invalid number of lab hosts {value!r}: expected a whole number", field="hosts"
+        ) from None
+
+
+def check_path(path: Path, what: str) -> Path:
+    if _UNSAFE_PATH.search(str(path)):
+        raise ConfigError(
+            f"{what} {str(path)!r} contains a quote, backslash, '%' or control character, "
+            "which sshd_config cannot hold; choose another folder",
+            field="state_dir",
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """One lab host: its names, address and the files of its sshd."""
+
+    index: int
+    name: str
+    namespace: str
+    veth: str
+    address: str
+    prefixlen: int
+    dir: Path
+    deploy_root: Path
+    ssh_port: int = SSH_PORT
+    peer: str = PEER_IFNAME
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.address}/{self.prefixlen}"
+
+    @property
+    def mac(self) -> str:
+        return mac_for(self.address)
+
+    @property
+    def sshd_config(self) -> Path:
+        return self.dir / "sshd_config"
+
+    @property
+    def host_key(self) -> Path:
+        return self.dir / "ssh_host_ed25519_key"
+
+    @property
+    def host_key_pub(self) -> Path:
+        return self.dir / "ssh_host_ed25519_key.pub"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "sshd.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "sshd.log"
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file the lab writes for this host (what lab.down removes)."""
+        return (
+            self.sshd_config,
+            self.host_key,
+            self.host_key_pub,
+            self.pid_file,
+            self.log_file,
+        )
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    """The whole lab as it should be."""
+
+    prefix: str
+    subnet: str
+    bridge: str
+    bridge_address: str
+    prefixlen: int
+    state_dir: Path
+    deploy_base: Path
+    hosts: tuple[HostPlan, ...]
+    user: str = LAB_USER
+
+    @property
+    def bridge_cidr(self) -> str:
+        return f"{self.bridge_address}/{self.prefixlen}"
+
+    @property
+    def bridge_mac(self) -> str:
+        return mac_for(self.bridge_address)
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "lab.json"
+
+    @property
+    def key_file(self) -> Path:
+        return self.state_dir / "id_ed25519"
+
+    @property
+    def key_file_pub(self) -> Path:
+        return self.state_dir / "id_ed25519.pub"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state_dir / "known_hosts"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.state_dir / "authorized_keys"
+
+    @property
+    def deploy_dir(self) -> Path:
+        return self.deploy_base / self.prefix
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every lab-wide file the lab writes (what lab.down removes)."""
+        return (
+            self.state_file,
+            self.key_file,
+            self.key_file_pub,
+            self.known_hosts,
+            self.authorized_keys,
+        )
+
+
+def mac_for(address: str) -> str:
+    """A fixed, locally administered MAC derived from an IPv4 address.
+
+    A host rebuilt after a crash keeps its MAC, so neighbours' ARP caches stay right (a
+    fresh random MAC left them sending to the old one for seconds). The bridge gets one
+    too: a Linux bridge otherwise takes the lowest port MAC, which changes as ports come
+    and go. Addresses are unique on the machine (overlapping subnets are refused), so are
+    these MACs.
+    """
+    return "02:00:" + ":".join(f"{octet:02x}" for octet in ipaddress.IPv4Address(address).packed)
+
+
+def host_name(prefix: str, index: int) -> str:
+    return f"{prefix}-h{index}"
+
+
+def veth_name(prefix: str, index: int) -> str:
+    return f"{prefix}-v{index}"
+
+
+def bridge_name(prefix: str) -> str:
+    return f"{prefix}-br"
+
+
+def plan_lab(
+    *,
+    state_dir: Path,
+    hosts: int = DEFAULT_HOSTS,
+    prefix: str = DEFAULT_PREFIX,
+    subnet: str = DEFAULT_SUBNET,
+    deploy_base: Path = DEFAULT_DEPLOY_BASE,
+) -> LabPlan:
+    """Validate the options and name everything; raises ConfigError on a user mistake."""
+    validate_prefix(prefix)
+    network = parse_subnet(subnet)
+    validate_hosts(hosts, network)
+    state_dir = check_path(Path(state_dir).absolute(), "lab state folder")
+    deploy_base = Path(deploy_base).absolute()
+    addresses = list(network.hosts())
+    bridge = bridge_name(prefix)
+    host_plans = tuple(
+        HostPlan(
+            index=i,
+            name=host_name(prefix, i),
+            namespace=host_name(prefix, i),
+            veth=veth_name(prefix, i),
+            address=str(addresses[i]),
+            prefixlen=network.prefixlen,
+            dir=state_dir / "hosts" / host_name(prefix, i),
+            deploy_root=deploy_base / prefix / host_name(prefix, i),
+        )
+        for i in range(1, hosts + 1)
+    )
+    for name in [bridge, *(h.veth for h in host_plans)]:
+        assert len(name) <= IFNAME_MAX, name  # guaranteed by the prefix and host limits
+    return LabPlan(
+        prefix=prefix,
+        subnet=str(network),
+        bridge=bridge,
+        bridge_address=str(addresses[0]),
+        prefixlen=network.prefixlen,
+        state_dir=state_dir,
+        deploy_base=deploy_base,
+        hosts=host_plans,
+    )
+
+
+def render_sshd_config(plan: LabPlan, host: HostPlan) -> str:
+    """sshd_config of one lab host: its own address only, keys only, files in the state dir."""
+    return "\n".join(
+        [
+            f"# readiness lab {plan.prefix}, host {host.name}: generated, do not edit",
+            f"ListenAddress {host.address}:{host.ssh_port}",
+            "AddressFamily inet",
+            f'HostKey "{host.host_key}"',
+            f'PidFile "{host.pid_file}"',
+            f'AuthorizedKeysFile "{plan.authorized_keys}"',
+            "PermitRootLogin prohibit-password",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "HostbasedAuthentication no",
+            "UsePAM no",
+            # The state folder may live under /tmp (tests), whose mode StrictModes rejects;
+            # the lab creates its folders 0700 itself.
+            "StrictModes no",
+            "UseDNS no",
+            "PrintMotd no",
+            "X11Forwarding no",
+            "AllowAgentForwarding no",
+            "PermitUserEnvironment no",
+            "LogLevel INFO",
+            # Deploys open many sessions in parallel; the default 10 throttles them.
+            "MaxStartups 64:30:128",
+            "MaxSessions 64",
+            "Subsystem sftp internal-sftp",
+            # bash sources ~/.bashrc when sshd starts it, even non-interactively, unless
+            # SHLVL says it is nested. Lab hosts share the control node's /root, and its
+            # .bashrc (pyenv, PATH tweaks) would slow every command and leak the control
+            # node's environment into the "remote" host.
+            "SetEnv SHLVL=1",
+            "",
+        ]
+    )
+
+
+def known_hosts_text(plan: LabPlan, host_keys: Mapping[str, str]) -> str:
+    """known_hosts pinning each host's key to its address (port 22: no [addr]:port form).
+
+    ``host_keys`` maps host name to the ``<type> <base64>`` part of its public key.
+    """
+    lines = []
+    for host in plan.hosts:
+        key = " ".join(host_keys[host.name].split()[:2])
+        where = host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
+        lines.append(f"{where} {key}\n")
+    return "".join(lines)
+
+
+# --------------------------------------------------------------------------- network
+
+
+@dataclass(frozen=True)
+class Link:
+    """A network interface as `ip -j -d addr show` reports it."""
+
+    name: str
+    up: bool
+    kind: str | None = None
+    master: str | None = None
+    addresses: tuple[str, ...] = ()
+    mac: str | None = None
+
+
+@dataclass(frozen=True)
+class NetState:
+    """The part of the machine's network the lab cares about."""
+
+    links: Mapping[str, Link] = field(default_factory=dict)
+    namespaces: frozenset[str] = frozenset()
+    ns_links: Mapping[str, Mapping[str, Link]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NetworkSteps:
+    """Commands (`ip -batch` lines) that take the network from what is to what should be."""
+
+    root: tuple[str, ...] = ()
+    inside: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    fresh: frozenset[str] = frozenset()
+    """Hosts whose namespace is (re)created: their sshd must be (re)started."""
+
+    @property
+    def empty(self) -> bool:
+        return not self.root and not any(self.inside.values())
+
+
+def plan_network(plan: LabPlan, state: NetState) -> NetworkSteps:
+    """Repair or create what is missing; touch nothing that is already right.
+
+    A host whose namespace or veth pair is gone or half-gone is rebuilt whole (the
+    simplest repair that is always right); softer drift (a link down, an address
+    missing, a veth off the bridge) is fixed in place.
+    """
+    root: list[str] = []
+    inside: dict[str, tuple[str, ...]] = {}
+    fresh: set[str] = set()
+    macs_moved = False
+
+    bridge = state.links.get(plan.bridge)
+    if bridge is not None and bridge.kind not in (None, "bridge"):
+        raise ConfigError(
+            f"a {bridge.kind} interface named {plan.bridge} exists and is not the lab's "
+            "bridge; remove it or choose another lab prefix",
+            field="prefix",
+        )
+    if bridge is None:
+        root.append(f"link add {plan.bridge} address {plan.bridge_mac} type bridge")
+    elif bridge.mac is not None and bridge.mac != plan.bridge_mac:
+        root.append(f"link set {plan.bridge} address {plan.bridge_mac}")
+        macs_moved = True
+    if bridge is None or plan.bridge_cidr not in bridge.addresses:
+        root.append(f"addr replace {plan.bridge_cidr} dev {plan.bridge}")
+    if bridge is None or not bridge.up:
+        root.append(f"link set {plan.bridge} up")
+
+    for host in plan.hosts:
+        veth = state.links.get(host.veth)
+        if veth is not None and veth.kind not in (None, "veth"):
+            raise ConfigError(
+                f"a {veth.kind} interface named {host.veth} exists and is not the lab's; "
+                "remove it or choose another lab prefix",
+                field="prefix",
+            )
+        has_ns = host.namespace in state.namespaces
+        peer = state.ns_links.get(host.namespace, {}).get(host.peer) if has_ns else None
+        if not has_ns or veth is None or peer is None:
+            if veth is not None:
+                root.append(f"link del {host.veth}")
+            if has_ns:
+                root.append(f"netns del {host.namespace}")
+            root.append(f"netns add {host.namespace}")
+            root.append(
+                f"link add {host.veth} type veth peer name {host.peer} address {host.mac} "
+                f"netns {host.namespace}"
+            )
+            root.append(f"link set {host.veth} master {plan.bridge} up")
+            inside[host.namespace] = (
+                f"addr add {host.cidr} dev {host.peer}",
+                f"link set {host.peer} up",
+                "link set lo up",
+            )
+            fresh.add(host.name)
+            continue
+        if veth.master != plan.bridge or not veth.up:
+            root.append(f"link set {host.veth} master {plan.bridge} up")
+        lines = []
+        if peer.mac is not None and peer.mac != host.mac:
+            lines.append(f"link set {host.peer} address {host.mac}")
+            macs_moved = True
+        if host.cidr not in peer.addresses:
+            lines.append(f"addr replace {host.cidr} dev {host.peer}")
+        if not peer.up:
+            lines.append(f"link set {host.peer} up")
+        loopback = state.ns_links.get(host.namespace, {}).get("lo")
+        if loopback is None or not loopback.up:
+            lines.append("link set lo up")
+        if lines:
+            inside[host.namespace] = tuple(lines)
+    if macs_moved:
+        # A lab made before MACs were fixed: forget the old ones everywhere at once
+        # instead of waiting out stale ARP entries.
+        root.append(f"neigh flush dev {plan.bridge}")
+        for host in plan.hosts:
+            if host.name not in fresh:
+                inside[host.namespace] = (
+                    *inside.get(host.namespace, ()),
+                    f"neigh flush dev {host.peer}",
+                )
+    return NetworkSteps(tuple(root), inside, frozenset(fresh))
+
+
+def lab_names(prefix: str) -> tuple[re.Pattern[str], re.Pattern[str], str]:
+    """Patterns of the namespaces and veths a lab of this prefix may have made, and its bridge."""
+    p = re.escape(validate_prefix(prefix))
+    return re.compile(rf"^{p}-h[0-9]+$"), re.compile(rf"^{p}-v[0-9]+$"), bridge_name(prefix)
+
+
+def plan_teardown(
+    prefix: str,
+    state: NetState,
+    *,
+    namespaces: Iterable[str] = (),
+    veths: Iterable[str] = (),
+) -> tuple[str, ...]:
+    """`ip -batch` lines removing the lab's links and namespaces, and only those.
+
+    What is removed: the names the state file lists (``namespaces``/``veths``) plus any
+    leftover that matches this prefix's naming exactly (a crash before the state file
+    was complete). Veths go first and explicitly: a namespace deletion frees its end of a
+    pair only asynchronously, and only if no process still holds the namespace.
+    """
+    ns_pattern, veth_pattern, bridge = lab_names(prefix)
+    wanted_veths = set(veths) | {name for name in state.links if veth_pattern.match(name)}
+    wanted_ns = set(namespaces) | {name for name in state.namespaces if ns_pattern.match(name)}
+    lines = [f"link del {name}" for name in sorted(wanted_veths) if name in state.links]
+    if bridge in state.links:
+        lines.append(f"link del {bridge}")
+    lines += [f"netns del {name}" for name in sorted(wanted_ns) if name in state.namespaces]
+    return tuple(lines)

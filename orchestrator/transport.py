@@ -1,0 +1,566 @@
+"""How the control node runs scripts and moves files on a host (testinfra-style).
+
+Three implementations of one small :class:`Transport` protocol:
+
+* :class:`LocalTransport` runs on the control node itself (subprocess, bash);
+* :class:`SSHTransport` runs over one reused Fabric connection with *strict* host key
+  checking (only our own known_hosts, unknown or changed keys are refused);
+* :class:`FakeTransport` records scripts and returns canned results, for unit tests.
+
+Secrets must never show up in ``ps``: the script text and the ``env`` values are streamed
+to the host on stdin (``env`` as ``export`` lines in front of the script) and written to a
+private temporary file there; the command line only ever holds a fixed wrapper and a
+random token. The script runs in its own session (``setsid``) so a timeout kills its whole
+process group, not just the top shell. A timeout is not an exception: the :class:`Result`
+says ``timed_out`` and carries exit code 124 (the convention of coreutils ``timeout``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import select
+import shlex
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from orchestrator.exceptions import HostError
+
+TIMEOUT_EXIT_CODE = 124
+"""Exit code of a script that was killed because it ran out of time."""
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# The only command line a script ever gets. It reads "<length>\n<script><stdin...>" from
+# stdin, stores the script in a private directory named after a random token, runs it in
+# a new session (so its process group id is its pid, recorded for _KILL) and passes the
+# rest of stdin on to it. bash reads `read` input byte by byte from a pipe and coreutils
+# head -c never reads past its count, so nothing of the script's stdin is swallowed.
+_WRAPPER = r"""
+d="${TMPDIR:-/tmp}/readiness-run.$1"
+mkdir -m 700 -- "$d" || exit 125
+trap 'rm -rf -- "$d"' EXIT
+IFS= read -r n || { echo "readiness: no script on stdin" >&2; exit 125; }
+head -c "$n" > "$d/script" || exit 125
+setsid bash -- "$d/script" <&0 &
+echo "$!" > "$d/pid"
+wait "$!"
+"""
+
+# Kills the process group of the script started by _WRAPPER with the same token: TERM,
+# a short grace, then KILL.
+_KILL = r"""
+d="${TMPDIR:-/tmp}/readiness-run.$1"
+for _ in $(seq 50); do [ -s "$d/pid" ] && break; sleep 0.02; done
+p=$(cat -- "$d/pid" 2>/dev/null) || exit 0
+alive() {
+  # Zombies still count for kill -0; only live members of the group matter.
+  if command -v ps >/dev/null 2>&1; then
+    ps -e -o pgid=,stat= | awk -v p="$p" '$1 == p && $2 !~ /^Z/ { f = 1 } END { exit !f }'
+  else
+    kill -0 -- "-$p" 2>/dev/null
+  fi
+}
+kill -TERM -- "-$p" 2>/dev/null || exit 0
+for _ in $(seq 25); do alive || exit 0; sleep 0.02; done
+kill -KILL -- "-$p" 2>/dev/null
+exit 0
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one script did on one host."""
+
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+    host: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def check(self) -> Result:
+        """Return self if the script succeeded, else raise a HostError carrying the output."""
+        if self.ok:
+            return self
+        if self.timed_out:
+            what = f"script timed out after {self.duration_s:.1f}s"
+        else:
+            what = f"script exited with code {self.exit_code}"
+        first = self.command.strip().splitlines()[0] if self.command.strip() else ""
+        tail = self.stderr.strip().splitlines()[-1:] or [""]
+        message = f"{what} ({first!r}...)" + (f": {tail[0]}" if tail[0] else "")
+        raise HostError(self.host or "?", message, stdout=self.stdout, stderr=self.stderr)
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Run bash scripts and move files on one host."""
+
+    name: str
+
+    def run(
+        self,
+        script: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> Result: ...
+
+    def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None: ...
+
+    def get(self, remote_path: str) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def compose_script(script: str, env: Mapping[str, str] | None) -> str:
+    """The text actually streamed to bash: ``export`` lines for ``env``, then the script."""
+    lines = []
+    for name, value in (env or {}).items():
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"invalid environment variable name: {name!r}")
+        lines.append(f"export {name}={shlex.quote(value)}\n")
+    return "".join(lines) + script
+
+
+def _payload(script: str, env: Mapping[str, str] | None, stdin: bytes | None) -> bytes:
+    body = compose_script(script, env).encode()
+    return str(len(body)).encode() + b"\n" + body + (stdin or b"")
+
+
+def _token() -> str:
+    return secrets.token_hex(12)
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------- local
+
+
+class LocalTransport:
+    """Runs scripts on the control node, through the same wrapper as over SSH."""
+
+    def __init__(self, name: str = "local") -> None:
+        self.name = name
+
+    def run(
+        self,
+        script: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> Result:
+        token = _token()
+        payload = _payload(script, env, stdin)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            ["bash", "-c", _WRAPPER, "readiness-run", token],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        timed_out = False
+        try:
+            out, err = proc.communicate(payload, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            subprocess.run(["bash", "-c", _KILL, "readiness-kill", token], check=False)
+            try:
+                out, err = proc.communicate(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                # Something outside the group (a daemon the script started) holds the pipes.
+                proc.kill()
+                out, err = proc.communicate()
+        duration = time.monotonic() - started
+        code = TIMEOUT_EXIT_CODE if timed_out else proc.returncode
+        return Result(script, code, _decode(out), _decode(err), duration, timed_out, self.name)
+
+    def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+        target = Path(remote_path)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        except OSError as err:
+            raise HostError(self.name, f"cannot write {remote_path}: {err}") from err
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        except OSError as err:
+            Path(tmp).unlink(missing_ok=True)
+            raise HostError(self.name, f"cannot write {remote_path}: {err}") from err
+
+    def get(self, remote_path: str) -> bytes:
+        try:
+            return Path(remote_path).read_bytes()
+        except OSError as err:
+            raise HostError(self.name, f"cannot read {remote_path}: {err}") from err
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> LocalTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- ssh
+
+
+def _reject_policy() -> Any:
+    import paramiko
+
+    class _RejectUnknown(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+        """Refuse hosts whose key is not pinned (Fabric's default would add them)."""
+
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+            raise _UnknownHostKey(hostname, key.get_name())
+
+    return _RejectUnknown()
+
+
+class _UnknownHostKey(Exception):
+    def __init__(self, hostname: str, key_type: str) -> None:
+        super().__init__(hostname, key_type)
+        self.hostname = hostname
+        self.key_type = key_type
+
+
+class SSHTransport:
+    """Runs scripts over one Fabric connection with strict host key checking.
+
+    Only ``known_hosts`` is trusted (never ``~/.ssh/known_hosts``), only ``key_file`` is
+    offered (no agent, no ``~/.ssh`` keys, no ssh_config files). The connection opens
+    lazily on first use and is reused by every later call; use one instance per thread.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        *,
+        key_file: str | os.PathLike[str],
+        known_hosts: str | os.PathLike[str],
+        user: str = "root",
+        port: int = 22,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.address = address
+        self.user = user
+        self.port = port
+        self.key_file = str(key_file)
+        self.known_hosts = str(known_hosts)
+        self.connect_timeout = connect_timeout
+        self._conn: Any = None
+
+    # -- connection
+
+    def _where(self) -> str:
+        return f"{self.user}@{self.address}:{self.port}"
+
+    def connect(self) -> None:
+        """Open the connection now (it otherwise opens on first use)."""
+        if self._conn is not None and self._conn.is_connected:
+            return
+        import paramiko
+        from fabric import Config, Connection
+
+        config = Config(ssh_config=paramiko.SSHConfig(), overrides={"load_ssh_configs": False})
+        conn = Connection(
+            self.address,
+            user=self.user,
+            port=self.port,
+            config=config,
+            connect_timeout=max(1, round(self.connect_timeout)),
+            connect_kwargs={
+                "key_filename": [self.key_file],
+                "look_for_keys": False,
+                "allow_agent": False,
+                "banner_timeout": self.connect_timeout,
+                "auth_timeout": self.connect_timeout,
+            },
+        )
+        conn.client.set_missing_host_key_policy(_reject_policy())
+        host_keys = conn.client.get_host_keys()
+        try:
+            host_keys.load(self.known_hosts)
+        except OSError as err:
+            raise HostError(
+                self.name, f"cannot read known_hosts {self.known_hosts}: {err}"
+            ) from err
+        try:
+            conn.open()
+        except _UnknownHostKey as err:
+            conn.close()
+            raise HostError(
+                self.name,
+                f"refusing to connect to {self._where()}: its {err.key_type} host key is not "
+                f"pinned in {self.known_hosts} (strict host key checking)",
+            ) from None
+        except paramiko.BadHostKeyException as err:
+            conn.close()
+            raise HostError(
+                self.name,
+                f"refusing to connect to {self._where()}: host key MISMATCH, the server "
+                f"presented {err.key.get_name()} {err.key.get_fingerprint().hex()} which is "
+                f"not the key pinned in {self.known_hosts} (possible impostor, or the host "
+                "was recreated: refresh known_hosts, e.g. with `invoke lab.up`)",
+            ) from None
+        except paramiko.AuthenticationException as err:
+            conn.close()
+            raise HostError(
+                self.name, f"authentication as {self.user} with {self.key_file} failed: {err}"
+            ) from None
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            conn.close()
+            reason = str(err) or type(err).__name__
+            raise HostError(self.name, f"cannot connect to {self._where()}: {reason}") from None
+        self._conn = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> SSHTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _session(self, command: str) -> Any:
+        self.connect()
+        try:
+            chan = self._conn.transport.open_session(timeout=self.connect_timeout)
+            chan.exec_command(command)
+        except Exception as err:
+            self.close()
+            raise HostError(self.name, f"lost the connection to {self._where()}: {err}") from err
+        return chan
+
+    # -- run
+
+    def run(
+        self,
+        script: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> Result:
+        token = _token()
+        payload = _payload(script, env, stdin)
+        started = time.monotonic()
+        chan = self._session(f"bash -c {shlex.quote(_WRAPPER)} readiness-run {token}")
+        writer = threading.Thread(target=_feed, args=(chan, payload), daemon=True)
+        writer.start()
+        deadline = None if timeout is None else started + timeout
+        out, err, finished = _collect(chan, deadline)
+        timed_out = not finished
+        if timed_out:
+            self._kill(token)
+            more_out, more_err, _ = _collect(chan, time.monotonic() + 2.0)
+            out += more_out
+            err += more_err
+            code = TIMEOUT_EXIT_CODE
+        else:
+            code = chan.recv_exit_status() if chan.exit_status_ready() else -1
+            if code == -1:
+                # The session ended without an exit status: sshd or the link went away.
+                chan.close()
+                self.close()
+                raise HostError(
+                    self.name,
+                    f"connection to {self._where()} closed without an exit status",
+                    stdout=_decode(out),
+                    stderr=_decode(err),
+                )
+        chan.close()
+        duration = time.monotonic() - started
+        return Result(script, code, _decode(out), _decode(err), duration, timed_out, self.name)
+
+    def _kill(self, token: str) -> None:
+        try:
+            chan = self._session(f"bash -c {shlex.quote(_KILL)} readiness-kill {token}")
+            chan.shutdown_write()
+            chan.status_event.wait(5.0)
+            chan.close()
+        except HostError:
+            pass  # the host is gone; the caller sees timed_out either way
+
+    # -- files
+
+    def _sftp(self) -> Any:
+        self.connect()
+        try:
+            return self._conn.sftp()
+        except Exception as err:
+            raise HostError(self.name, f"cannot open SFTP on {self._where()}: {err}") from err
+
+    def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+        sftp = self._sftp()
+        tmp = f"{remote_path}.readiness-{_token()}"
+        try:
+            with sftp.open(tmp, "wb") as handle:
+                handle.write(data)
+            sftp.chmod(tmp, mode)
+            sftp.posix_rename(tmp, remote_path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                sftp.remove(tmp)
+            raise HostError(self.name, f"cannot write {remote_path}: {err}") from err
+
+    def get(self, remote_path: str) -> bytes:
+        sftp = self._sftp()
+        try:
+            with sftp.open(remote_path, "rb") as handle:
+                handle.prefetch()
+                data: bytes = handle.read()
+        except OSError as err:
+            raise HostError(self.name, f"cannot read {remote_path}: {err}") from err
+        return data
+
+
+def _feed(chan: Any, payload: bytes) -> None:
+    try:
+        chan.sendall(payload)
+        chan.shutdown_write()
+    except Exception:
+        pass  # the remote closed early; its exit status tells the story
+
+
+def _collect(chan: Any, deadline: float | None) -> tuple[bytes, bytes, bool]:
+    """Read stdout/stderr until EOF and exit status, or until the deadline (-> False)."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    exited_at: float | None = None
+    while True:
+        while chan.recv_ready():
+            out.append(chan.recv(65536))
+        while chan.recv_stderr_ready():
+            err.append(chan.recv_stderr(65536))
+        now = time.monotonic()
+        if chan.exit_status_ready():
+            if chan.eof_received or chan.closed:
+                return b"".join(out), b"".join(err), True
+            # Exited, but something the script left running still holds its output open.
+            exited_at = exited_at or now
+            if now - exited_at > 1.0:
+                return b"".join(out), b"".join(err), True
+        elif chan.closed:
+            return b"".join(out), b"".join(err), True
+        if deadline is not None and now >= deadline:
+            return b"".join(out), b"".join(err), False
+        wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
+        if chan.eof_received:
+            chan.status_event.wait(wait)
+        else:
+            select.select([chan], [], [], wait)
+
+
+# --------------------------------------------------------------------------- fake
+
+
+@dataclass(frozen=True)
+class FakeCall:
+    """One script a FakeTransport was asked to run."""
+
+    script: str
+    env: Mapping[str, str]
+    stdin: bytes | None
+    timeout: float | None
+
+
+@dataclass
+class _Rule:
+    pattern: re.Pattern[str]
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+
+
+@dataclass
+class FakeTransport:
+    """A transport for unit tests: records scripts, answers by regex, keeps files in memory.
+
+    Rules added later win over earlier ones, so a test can override a default. A script no
+    rule matches succeeds with empty output.
+    """
+
+    name: str = "fake"
+    files: dict[str, bytes] = field(default_factory=dict)
+    modes: dict[str, int] = field(default_factory=dict)
+    calls: list[FakeCall] = field(default_factory=list)
+    closed: bool = False
+    _rules: list[_Rule] = field(default_factory=list)
+
+    def on(
+        self,
+        pattern: str,
+        *,
+        exit_code: int = 0,
+        stdout: str = "",
+        stderr: str = "",
+        timed_out: bool = False,
+    ) -> FakeTransport:
+        """Answer scripts matching ``pattern`` (re.search) with this result."""
+        rule = _Rule(re.compile(pattern), exit_code, stdout, stderr, timed_out)
+        self._rules.insert(0, rule)
+        return self
+
+    @property
+    def scripts(self) -> list[str]:
+        return [call.script for call in self.calls]
+
+    def run(
+        self,
+        script: str,
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> Result:
+        compose_script("", env)  # same validation of env names as the real transports
+        self.calls.append(FakeCall(script, dict(env or {}), stdin, timeout))
+        for rule in self._rules:
+            if rule.pattern.search(script):
+                code = TIMEOUT_EXIT_CODE if rule.timed_out else rule.exit_code
+                return Result(
+                    script, code, rule.stdout, rule.stderr, 0.0, rule.timed_out, self.name
+                )
+        return Result(script, 0, "", "", 0.0, False, self.name)
+
+    def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+        self.files[remote_path] = bytes(data)
+        self.modes[remote_path] = mode
+
+    def get(self, remote_path: str) -> bytes:
+        try:
+            return self.files[remote_path]
+        except KeyError:
+            raise HostError(self.name, f"cannot read {remote_path}: no such file") from None
+
+    def close(self) -> None:
+        self.closed = True
