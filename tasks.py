@@ -7,9 +7,11 @@ with its code instead of showing a traceback for a user mistake.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -89,3 +91,70 @@ def lab_down_task(c: Context, prefix: str | None = None) -> None:
 
 lab_tasks = Collection("lab", lab_up_task, lab_status_task, lab_down_task)
 ns.add_collection(lab_tasks)
+
+
+# --------------------------------------------------------------------------- readiness
+
+ROOT = Path(__file__).resolve().parent
+# Where run records, per-inventory secrets and the wheelhouse cache go; the tests point
+# it at a temporary folder so that they never mix their runs into the user's reports.
+WORK = Path(os.environ.get("READINESS_WORKDIR") or ROOT)
+
+
+@task(
+    help={
+        "inventory": "inventory name in inventories/ (single, cluster) or a path to a YAML file",
+        "suite": "suite name in suites/ or a path (default: the inventory's 'suite')",
+        "dry-run": "print the plan and touch nothing",
+        "keep-going": "run every layer even after a failing gate",
+        "keep": "leave servers and databases running after the run",
+    },
+)
+def readiness(
+    c: Context,
+    inventory: str,
+    suite: str | None = None,
+    dry_run: bool = False,
+    keep_going: bool = False,
+    keep: bool = False,
+) -> None:
+    """Deploy db, server and client, run the layers in order, record the run (exit 0 = ready)."""
+    with _exits():
+        from orchestrator.lifecycle import execute, load_plan
+        from orchestrator.plan import Options
+
+        plan = load_plan(
+            ROOT, inventory, suite, Options(keep_going=keep_going, keep=keep, dry_run=dry_run)
+        )
+        if dry_run:
+            print(plan.describe())
+            return
+        outcome = execute(plan, WORK)
+        print(
+            f"report: {outcome.run_dir / 'report.html'}"
+            f"  (all runs: {WORK / 'reports' / 'index.html'})"
+        )
+        if keep:
+            print(
+                "--keep: servers and databases are still running; "
+                "`invoke readiness` again redeploys"
+            )
+    if outcome.exit_code:
+        raise Exit(code=outcome.exit_code)
+
+
+@task(help={"run": "a run directory (default: every run under reports/runs)"})
+def report(c: Context, run: str | None = None) -> None:
+    """Rebuild HTML reports from run directories, and the side-by-side index."""
+    with _exits():
+        from orchestrator.report import render_index, render_run
+
+        runs = [Path(run)] if run else sorted((WORK / "reports" / "runs").glob("*/"))
+        for run_dir in runs:
+            if (run_dir / "run.json").is_file():
+                print(render_run(run_dir))
+        print(render_index(WORK / "reports"))
+
+
+ns.add_task(readiness)
+ns.add_task(report)

@@ -148,24 +148,18 @@ fi
 """
 
 
-def start_script(instance: MariaDBInstance) -> str:
-    """Initialise the datadir once, start the server if it is not answering, wait for it.
-
-    Idempotent: a running, answering instance is left alone, so a warm redeploy costs
-    one ping.
-    """
+def _start_body(instance: MariaDBInstance) -> str:
     q = shlex.quote
     cnf = q(instance.config_file)
     user_flag = "--user=root" if instance.run_as_root else ""
-    return (
-        _PREAMBLE
-        + f"""\
+    return f"""\
 umask 077
 mkdir -p {q(instance.root)}
 chmod 700 {q(instance.root)}
 cat > {cnf}.new <<'READINESS_CNF_EOF'
 {render_config(instance)}READINESS_CNF_EOF
-if cmp -s {cnf}.new {cnf}; then rm -f {cnf}.new; else mv {cnf}.new {cnf}; fi
+changed=0
+if cmp -s {cnf}.new {cnf}; then rm -f {cnf}.new; else mv {cnf}.new {cnf}; changed=1; fi
 if [ ! -d {q(instance.datadir)}/mysql ]; then
   "$installdb" --defaults-file={cnf} {user_flag} --auth-root-authentication-method=socket \\
     --skip-test-db > {q(instance.root)}/install.log 2>&1 || {{
@@ -174,25 +168,36 @@ if [ ! -d {q(instance.datadir)}/mysql ]; then
       exit 11
   }}
 fi
+if [ "$changed" = 1 ] && [ -f {q(instance.pid_file)} ]; then
+  # New address, port or settings: a server still running with the old ones must go.
+{_stop_lines(instance, indent="  ")}fi
 if "$admin" --defaults-file={cnf} --connect-timeout=2 ping >/dev/null 2>&1; then
   echo "readiness: database already running"
-  exit 0
+else
+  : > {q(instance.error_log)}
+  setsid "$server" --defaults-file={cnf} < /dev/null > {q(instance.root)}/mysqld.out 2>&1 &
+  i=0
+  while ! "$admin" --defaults-file={cnf} --connect-timeout=1 ping >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ "$i" -gt 300 ] || ! kill -0 $! 2>/dev/null; then
+      echo "the database server did not start; last lines of its error log:" >&2
+      tail -n 20 {q(instance.error_log)} >&2 || true
+      exit 12
+    fi
+    sleep 0.1
+  done
+  echo "readiness: database started"
 fi
-: > {q(instance.error_log)}
-setsid "$server" --defaults-file={cnf} < /dev/null > {q(instance.root)}/mysqld.out 2>&1 &
-i=0
-while ! "$admin" --defaults-file={cnf} --connect-timeout=1 ping >/dev/null 2>&1; do
-  i=$((i + 1))
-  if [ "$i" -gt 300 ] || ! kill -0 $! 2>/dev/null; then
-    echo "the database server did not start; last lines of its error log:" >&2
-    tail -n 20 {q(instance.error_log)} >&2 || true
-    exit 12
-  fi
-  sleep 0.1
-done
-echo "readiness: database started"
 """
-    )
+
+
+def start_script(instance: MariaDBInstance) -> str:
+    """Initialise the datadir once, start the server if it is not answering, wait for it.
+
+    Idempotent: a running, answering instance is left alone, so a warm redeploy costs
+    one ping.
+    """
+    return _PREAMBLE + _start_body(instance)
 
 
 def _sql_string(value: str) -> str:
@@ -223,29 +228,29 @@ def provision_sql(grant: DatabaseGrant) -> str:
     return "\n".join(lines) + "\n"
 
 
-def provision_script(instance: MariaDBInstance, grant: DatabaseGrant) -> str:
-    """Run :func:`provision_sql` as the instance's administrator over its Unix socket."""
+def _provision_body(instance: MariaDBInstance, grant: DatabaseGrant) -> str:
     cnf = shlex.quote(instance.config_file)
-    return (
-        _PREAMBLE
-        + f"""\
+    return f"""\
 "$client" --defaults-file={cnf} <<'READINESS_SQL_EOF'
 {provision_sql(grant)}READINESS_SQL_EOF
 echo "readiness: database provisioned"
 """
-    )
 
 
-def stop_script(instance: MariaDBInstance, *, remove: bool = False) -> str:
-    """Stop the instance started by :func:`start_script`, and only that one.
+def provision_script(instance: MariaDBInstance, grant: DatabaseGrant) -> str:
+    """Run :func:`provision_sql` as the instance's administrator over its Unix socket."""
+    return _PREAMBLE + _provision_body(instance, grant)
 
-    The pid is checked against the process's command line before any signal, so a
-    recycled pid never kills a stranger. ``remove`` deletes the whole instance root.
-    """
+
+def up_script(instance: MariaDBInstance, grant: DatabaseGrant) -> str:
+    """Start and provision in one script: one round trip for the whole db component."""
+    return _PREAMBLE + _start_body(instance) + _provision_body(instance, grant)
+
+
+def _stop_lines(instance: MariaDBInstance, indent: str = "") -> str:
+    """Stop the server whose pid file is the instance's, after checking the pid is ours."""
     q = shlex.quote
-    root = q(instance.root)
-    return f"""\
-set -u
+    lines = f"""\
 pidfile={q(instance.pid_file)}
 if [ -f "$pidfile" ]; then
   pid=$(cat "$pidfile")
@@ -257,5 +262,18 @@ if [ -f "$pidfile" ]; then
     echo "readiness: database stopped"
   fi
 fi
-{"rm -rf " + root if remove else ":"}
 """
+    return "".join(indent + line + "\n" for line in lines.splitlines())
+
+
+def stop_script(instance: MariaDBInstance, *, remove: bool = False) -> str:
+    """Stop the instance started by :func:`start_script`, and only that one.
+
+    The pid is checked against the process's command line before any signal, so a
+    recycled pid never kills a stranger. ``remove`` deletes the whole instance root.
+    """
+    return (
+        "set -u\n"
+        + _stop_lines(instance)
+        + (f"rm -rf {shlex.quote(instance.root)}\n" if remove else "")
+    )

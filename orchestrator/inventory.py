@@ -90,6 +90,7 @@ class Lab:
 
     prefix: str | None = None
     hosts: int | None = None
+    subnet: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,11 @@ def _lab(top: Section) -> Lab | None:
         return Lab()
     sub = top.section("lab")
     assert sub is not None
-    lab = Lab(prefix=sub.optional("prefix", str), hosts=sub.optional("hosts", int))
+    lab = Lab(
+        prefix=sub.optional("prefix", str),
+        hosts=sub.optional("hosts", int),
+        subnet=sub.optional("subnet", str),
+    )
     if lab.hosts is not None and not 1 <= lab.hosts <= 32:
         raise sub.error("hosts", "must be between 1 and 32")
     sub.finish()

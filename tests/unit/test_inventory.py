@@ -124,3 +124,20 @@ def test_application_without_manage_py_is_refused(app_dir: Path, write_yaml: Wri
     (app_dir / "manage.py").unlink()
     with pytest.raises(ConfigError, match="not a Django project"):
         load_inventory(write_yaml("single.yaml", SINGLE))
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["single", "cluster", "example-hosts"])
+def test_shipped_inventories_and_their_suite_validate(name: str) -> None:
+    from orchestrator.plan import build_plan
+    from orchestrator.suite import load_suite
+    from orchestrator.suite import resolve as resolve_suite
+
+    inv = load_inventory(REPO / "inventories" / f"{name}.yaml")
+    suite = load_suite(resolve_suite(inv.suite, root=REPO))
+    plan = build_plan(inv, suite)
+    assert [s.layer.name for s in plan.layers] == ["django-unit", "python-unit", "rest-integration"]
+    expected = "all-on-one" if name == "single" else "distributed"
+    assert plan.topology == expected

@@ -1,0 +1,138 @@
+"""Benchmark of the deploy pipeline on a real lab: prints figures, asserts nothing.
+
+Measured in one run, on one machine, so the ratios are comparable:
+
+* cold deploy (fresh deploy roots) vs warm redeploy (nothing changed), single host;
+* cold deploy to the 3-host cluster vs to the single host;
+* the orchestrator's own overhead in a full single-host run: wall time minus the
+  layers' own run time, as a share of the wall time;
+* SSH round trips per host of a deploy (probe + push + database).
+
+Uses its own lab prefix, subnet and state folder; needs root. Run:
+``.venv/bin/python bench/bench_deploy.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.lab import lab_down  # noqa: E402
+
+PREFIX = "bd"
+SUBNET = "10.213.76.0/24"
+BROKER = ROOT / "sut" / "broker"
+APPLICATION = f"""
+application:
+  source: {BROKER}
+  settings: broker.settings
+  requirements: requirements.txt
+  fixtures: [fixtures/known.json]
+  server: {{mode: testserver, port: 8000, health: /api/health}}
+  client: {{source: integration, requirements: integration/requirements.txt}}
+database: {{mode: managed, name: broker, user: broker, port: 3307}}
+suite: broker
+"""
+LAB = f"lab: {{prefix: {PREFIX}, subnet: '{SUBNET}', hosts: 4}}\n"
+SINGLE = LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + APPLICATION
+CLUSTER = (
+    LAB
+    + "hosts:\n  - {name: h2, roles: [db]}\n  - {name: h3, roles: [server]}\n"
+    + "  - {name: h4, roles: [client]}\n"
+    + APPLICATION
+)
+NOOP_SUITE = "layers:\n  - {name: noop, role: server, command: 'true', junit: false}\n"
+
+
+def readiness(work: Path, name: str, text: str, *args: str) -> dict[str, Any]:
+    inventory = work / f"{name}.yaml"
+    inventory.write_text(text)
+    env = dict(os.environ, READINESS_WORKDIR=str(work), READINESS_LAB_DIR=str(work / "lab"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "readiness", f"--inventory={inventory}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.search(r"run record (\S+/run\.json)", proc.stdout)
+    if proc.returncode != 0 or not match:
+        sys.exit(f"readiness failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    record: dict[str, Any] = json.loads(Path(match.group(1)).read_text())
+    return record
+
+
+def step_s(record: dict[str, Any], name: str) -> float:
+    return float(next(s["duration_s"] for s in record["steps"] if s["name"] == name))
+
+
+def wall_s(record: dict[str, Any]) -> float:
+    return sum(float(s["duration_s"]) for s in record["steps"])
+
+
+def round_trips(record: dict[str, Any]) -> dict[str, int]:
+    """Per host: 1 probe, 1 push when anything was sent, 1 for the database."""
+    trips = {h["name"]: 1 for h in record["hosts"]}
+    for entry in record["deploy"]:
+        if entry["component"] == "db":
+            trips[entry["host"]] += 1
+    pushed = {(d["host"]) for d in record["deploy"] if d.get("round_trips")}
+    for host in pushed:
+        trips[host] += 1
+    return trips
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        sys.exit("bench_deploy needs root (it brings up a lab)")
+    with tempfile.TemporaryDirectory(prefix="readiness-bench-deploy-") as tmp:
+        work = Path(tmp)
+        noop = work / "noop.yaml"
+        noop.write_text(NOOP_SUITE)
+        try:
+            # Warm the control node's wheelhouse cache first: building wheels is not deploying.
+            readiness(work, "warmup", SINGLE, f"--suite={noop}")
+            lab_down(prefix=PREFIX, state_dir=work / "lab" / PREFIX)
+            cold = readiness(work, "single", SINGLE, f"--suite={noop}", "--keep")
+            warm = readiness(work, "single", SINGLE, f"--suite={noop}")
+            cluster = readiness(work, "cluster", CLUSTER, f"--suite={noop}")
+            full = readiness(work, "full", SINGLE)
+        finally:
+            lab_down(prefix=PREFIX, state_dir=work / "lab" / PREFIX)
+    cold_s, warm_s, cluster_s = (step_s(r, "deploy") for r in (cold, warm, cluster))
+    layers_s = sum(float(layer["duration_s"]) for layer in full["layers"])
+    total_s = wall_s(full)
+    print(f"cold deploy, single host       {cold_s:8.2f} s")
+    print(
+        f"warm redeploy, single host     {warm_s:8.2f} s"
+        f"   ratio {warm_s / cold_s:6.1%} (target <= 15%)"
+    )
+    print(
+        f"cold deploy, 3-host cluster    {cluster_s:8.2f} s"
+        f"   ratio {cluster_s / cold_s:6.2f}x (target <= 1.5x)"
+    )
+    print(
+        f"full single run: wall {total_s:.1f} s, layers {layers_s:.1f} s, "
+        f"overhead {(total_s - layers_s) / total_s:6.1%} (target <= 20%)"
+    )
+    print(f"SSH round trips per host, cold: {round_trips(cold)}")
+    print(f"SSH round trips per host, warm: {round_trips(warm)}")
+    print(f"SSH round trips per host, cluster: {round_trips(cluster)}")
+    print(
+        f"bytes sent cold: {sum(d.get('bytes_sent', 0) for d in cold['deploy'])}, "
+        f"warm: {sum(d.get('bytes_sent', 0) for d in warm['deploy'])}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""HTML reports, rendered only from run directories (so any report can be rebuilt).
+
+``reports/runs/<id>/report.html`` summarises one run; ``reports/index.html`` puts the
+latest run of each inventory side by side. Templates autoescape everything: inventory
+and host names are user input.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from orchestrator import counters
+from orchestrator.store import RECORD, read_record
+
+ALARMING = {
+    "TcpExt.ListenOverflows",
+    "TcpExt.ListenDrops",
+    "TcpExt.TCPAbortOnData",
+    "TcpExt.TCPAbortOnClose",
+    "TcpExt.TCPAbortOnTimeout",
+    "Tcp.EstabResets",
+    "Tcp.OutRsts",
+}
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("orchestrator", "templates"),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+    )
+
+
+def render_run(run_dir: Path) -> Path:
+    """Write ``report.html`` into the run directory from its run.json."""
+    record = read_record(run_dir)
+    html = (
+        _env()
+        .get_template("run.html.j2")
+        .render(r=record, watched=counters.WATCHED, alarming=ALARMING)
+    )
+    out = run_dir / "report.html"
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def latest_runs(runs_root: Path) -> list[dict[str, Any]]:
+    """The newest readable record of each inventory, ordered by inventory name."""
+    latest: dict[str, dict[str, Any]] = {}
+    if not runs_root.is_dir():
+        return []
+    for run_dir in sorted(runs_root.iterdir()):
+        if not (run_dir / RECORD).is_file():
+            continue
+        try:
+            record = read_record(run_dir)
+        except (OSError, ValueError, json.JSONDecodeError):
+            continue
+        name = str(record.get("inventory", "?"))
+        if name not in latest or str(record.get("started_at", "")) >= str(
+            latest[name].get("started_at", "")
+        ):
+            latest[name] = record
+    return [latest[name] for name in sorted(latest)]
+
+
+def render_index(reports_root: Path) -> Path:
+    runs = latest_runs(reports_root / "runs")
+    html = _env().get_template("index.html.j2").render(runs=runs)
+    out = reports_root / "index.html"
+    reports_root.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out

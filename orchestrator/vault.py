@@ -1,0 +1,55 @@
+"""Secrets of an inventory on the control node: one 0600 JSON file, outside any report.
+
+Kept per inventory (not per run) so that a warm redeploy finds the same settings on the
+hosts and transfers nothing. Values never go to the run record, logs or command lines;
+:func:`redact` scrubs them from any text that is about to be stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+from orchestrator.exceptions import InfrastructureError
+
+KEYS = ("db_password", "secret_key")
+
+
+def load_or_create(path: Path) -> dict[str, str]:
+    """The inventory's secrets, created (random) on first use; file mode 0600."""
+    values: dict[str, str] = {}
+    if path.is_file():
+        try:
+            loaded = json.loads(path.read_text())
+            if isinstance(loaded, dict):
+                values = {k: v for k, v in loaded.items() if isinstance(v, str)}
+        except (OSError, ValueError):
+            values = {}
+    changed = False
+    for key in KEYS:
+        if not values.get(key):
+            # URL-safe characters only: they need no quoting in SQL, shell or URLs.
+            values[key] = secrets.token_urlsafe(32 if key == "secret_key" else 24)
+            changed = True
+    if changed:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(values, fh)
+            os.replace(path.with_suffix(".tmp"), path)
+        except OSError as err:
+            raise InfrastructureError(f"cannot write the secrets file {path}: {err}") from err
+    os.chmod(path, 0o600)
+    return values
+
+
+def redact(text: str, secret_values: Iterable[str]) -> str:
+    """``text`` with every secret value replaced by ``[redacted]``."""
+    for value in secret_values:
+        if value and len(value) >= 6:
+            text = text.replace(value, "[redacted]")
+    return text

@@ -1,0 +1,180 @@
+"""``invoke readiness`` end to end on a real lab: OpenSSH, MariaDB, Django, no fakes.
+
+The lab here has its own prefix, subnet and state folder, so it coexists with a user's
+``rdy`` lab and with the lab tests' own; it is always removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.lab import lab_down
+from tests.e2e.conftest import lab_unavailable
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKER = ROOT / "sut" / "broker"
+PREFIX = "re"
+SUBNET = "10.213.75.0/24"
+
+APPLICATION = f"""
+application:
+  source: {BROKER}
+  settings: broker.settings
+  requirements: requirements.txt
+  fixtures: [fixtures/known.json]
+  server: {{mode: testserver, port: 8000, health: /api/health}}
+  client: {{source: integration, requirements: integration/requirements.txt}}
+database: {{mode: managed, name: broker, user: broker, port: 3307}}
+suite: broker
+"""
+LAB = f"lab: {{prefix: {PREFIX}, subnet: '{SUBNET}', hosts: 4}}\n"
+SINGLE = LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + APPLICATION
+CLUSTER = (
+    LAB
+    + "hosts:\n  - {name: h2, roles: [db]}\n  - {name: h3, roles: [server]}\n"
+    + "  - {name: h4, roles: [client]}\n"
+    + APPLICATION
+)
+# A quick suite for the tests about the sequence itself rather than the broker's tests.
+QUICK_SUITE = """
+layers:
+  - name: first
+    role: server
+    needs: [database]
+    command: {first}
+    junit: false
+  - name: second
+    role: client
+    needs: [server]
+    command: >-
+      python -c "import os, urllib.request as u;
+      u.urlopen(os.environ['READINESS_BASE_URL'] + '/api/health')"
+    junit: false
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    reason = lab_unavailable()
+    if reason:
+        pytest.fail(f"end-to-end tests need a lab: {reason}")
+    base = tmp_path_factory.mktemp("readiness")
+    try:
+        yield base
+    finally:
+        lab_down(prefix=PREFIX, state_dir=base / "lab" / PREFIX)
+
+
+def readiness(workdir: Path, name: str, text: str, *args: str) -> tuple[int, str, dict[str, Any]]:
+    """Run the CLI as a user would; its exit code, output and the run record it wrote."""
+    inventory = workdir / f"{name}.yaml"
+    inventory.write_text(text)
+    env = dict(os.environ, READINESS_WORKDIR=str(workdir), READINESS_LAB_DIR=str(workdir / "lab"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "readiness", f"--inventory={inventory}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    output = proc.stdout + proc.stderr
+    match = re.search(r"run record (\S+/run\.json)", output)
+    assert match, f"no run record announced (exit {proc.returncode}):\n{output[-4000:]}"
+    record = json.loads(Path(match.group(1)).read_text())
+    return proc.returncode, output, record
+
+
+def quick_suite(workdir: Path, first: str) -> Path:
+    path = workdir / f"quick-{abs(hash(first))}.yaml"
+    path.write_text(QUICK_SUITE.format(first=json.dumps(first)))
+    return path
+
+
+def test_single_host_runs_all_three_layers_and_is_ready(workdir: Path) -> None:
+    code, output, record = readiness(workdir, "single", SINGLE)
+    assert code == 0, output[-4000:]
+    assert record["verdict"] == "ready" and record["topology"] == "all-on-one"
+    assert [(layer["name"], layer["status"]) for layer in record["layers"]] == [
+        ("django-unit", "passed"),
+        ("python-unit", "passed"),
+        ("rest-integration", "passed"),
+    ]
+    assert all(layer["tests"]["passed"] >= 25 for layer in record["layers"])
+    assert record["database_links"] == {"h1": "socket"}
+    counters = record["counters"]["rest-integration"]["h1"]["delta"]
+    assert counters["Tcp.ActiveOpens"] > 0, "the integration layer opened connections"
+
+
+def test_cluster_runs_all_three_layers_and_is_ready(workdir: Path) -> None:
+    code, output, record = readiness(workdir, "cluster", CLUSTER)
+    assert code == 0, output[-4000:]
+    assert record["verdict"] == "ready" and record["topology"] == "distributed"
+    assert [layer["status"] for layer in record["layers"]] == ["passed"] * 3
+    assert record["database_links"] == {"h3": "tcp"}
+    hosts = {h["name"]: h for h in record["hosts"]}
+    assert set(hosts) == {"h2", "h3", "h4"}
+    assert len({h["address"] for h in hosts.values()}) == 3
+    # Each host has its own network stack: only the client opened the integration connections.
+    deltas = record["counters"]["rest-integration"]
+    assert deltas["h4"]["delta"]["Tcp.ActiveOpens"] > deltas["h2"]["delta"]["Tcp.ActiveOpens"]
+
+
+def test_a_failing_layer_stops_the_sequence_and_is_recorded(workdir: Path) -> None:
+    code, output, record = readiness(
+        workdir,
+        "single",
+        SINGLE,
+        f"--suite={quick_suite(workdir, 'echo failing on purpose; exit 7')}",
+    )
+    assert code == 1, output[-4000:]
+    assert record["verdict"] == "not-ready"
+    first, second = record["layers"]
+    assert first["status"] == "failed" and first["per_host"]["h1"]["exit_code"] == 7
+    assert second["status"] == "blocked"
+    run_dir = Path(re.search(r"run record (\S+)/run\.json", output).group(1))  # type: ignore[union-attr]
+    assert "failing on purpose" in (run_dir / "logs" / "h1" / "first.log").read_text()
+
+
+def test_a_second_deploy_with_nothing_changed_transfers_nothing(workdir: Path) -> None:
+    suite = f"--suite={quick_suite(workdir, 'true')}"
+    code, output, _ = readiness(workdir, "single", SINGLE, suite, "--keep")
+    assert code == 0, output[-4000:]
+    code, output, record = readiness(workdir, "single", SINGLE, suite)
+    assert code == 0, output[-4000:]
+    pushed = [d for d in record["deploy"] if d["component"] != "db"]
+    assert pushed and all(d["sent"] == [] and d["bytes_sent"] == 0 for d in pushed), pushed
+    assert record["build"]["duration_s"] < 30  # wheelhouses came from the cache
+
+
+def test_an_unreachable_host_is_exit_3_names_the_host_and_keeps_the_record(
+    workdir: Path,
+) -> None:
+    lab_dir = workdir / "lab" / PREFIX
+    # The lab is up from the earlier tests; .250 is in its subnet but nobody is there.
+    text = (
+        "hosts:\n"
+        "  - name: ghost\n"
+        "    address: 10.213.75.250\n"
+        "    user: root\n"
+        f"    key_file: {lab_dir / 'id_ed25519'}\n"
+        f"    known_hosts: {lab_dir / 'known_hosts'}\n"
+        "    roles: [db, server, client]\n" + APPLICATION
+    )
+    code, output, record = readiness(workdir, "ghost", text)
+    assert code == 3, output[-4000:]
+    assert "ghost" in record["reasons"][0]
+    assert record["verdict"] == "error"
+    assert [layer["status"] for layer in record["layers"]] == ["blocked"] * 3
+    assert "Traceback" not in output

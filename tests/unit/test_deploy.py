@@ -1,0 +1,159 @@
+"""Deploy decisions without hosts: what a host lacks, what the stream holds, the overlay."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from orchestrator.bundle import Bundle, build_bundle
+from orchestrator.deploy import (
+    Artifacts,
+    HostConfig,
+    HostNeeds,
+    Layout,
+    Probe,
+    install_script,
+    missing,
+    parse_probe,
+    push,
+    push_stream,
+    render_settings_overlay,
+)
+from orchestrator.transport import FakeTransport
+from orchestrator.wheelhouse import Wheelhouse
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Artifacts:
+    wheels = tmp_path / "wh"
+    wheels.mkdir()
+    (wheels / "pip-24.0-py3-none-any.whl").write_bytes(b"pip")
+    (wheels / "Django-5.2-py3-none-any.whl").write_bytes(b"django")
+    house = Wheelhouse(wheels, "w1")
+    return Artifacts(Bundle(b"app", "a1", 1), Bundle(b"cli", "c1", 1), house, house)
+
+
+def needs(artifacts: Artifacts, *, secret: str = "s3cret-value") -> HostNeeds:
+    config = HostConfig({"readiness_settings.py": "X = 1\n"}, {"READINESS_DB_PASSWORD": secret})
+    return HostNeeds(True, True, (artifacts.server_wheels,), config)
+
+
+def test_a_fresh_host_lacks_everything(artifacts: Artifacts) -> None:
+    assert missing(needs(artifacts), Probe({}, {}), artifacts) == [
+        "app",
+        "client",
+        "wheels-w1",
+        "etc",
+    ]
+
+
+def test_a_host_with_the_same_digests_lacks_nothing_and_gets_no_round_trip(
+    artifacts: Artifacts,
+) -> None:
+    n = needs(artifacts)
+    assert n.config is not None
+    found = Probe({"app": "a1", "client": "c1", "venvs": " w0 w1", "etc": n.config.digest}, {})
+    assert missing(n, found, artifacts) == []
+    fake = FakeTransport("h")
+    report = push(fake, Layout("/r"), "python3", n, artifacts, found)
+    assert report.sent == () and report.round_trips == 0 and fake.calls == []
+
+
+def test_changed_secrets_change_the_config_digest(artifacts: Artifacts) -> None:
+    a, b = needs(artifacts, secret="one-secret"), needs(artifacts, secret="two-secret")
+    assert a.config is not None and b.config is not None
+    assert a.config.digest != b.config.digest
+
+
+def test_the_stream_holds_only_the_missing_parts_and_secrets_are_private(
+    artifacts: Artifacts,
+) -> None:
+    stream = push_stream(["wheels-w1", "etc"], needs(artifacts), artifacts)
+    with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert set(members) == {
+        "wheels-w1/Django-5.2-py3-none-any.whl",
+        "wheels-w1/pip-24.0-py3-none-any.whl",
+        "etc/readiness_settings.py",
+        "etc/secrets.env",
+    }
+    assert members["etc/secrets.env"].mode == 0o600
+
+
+def test_one_push_is_one_round_trip_with_the_stream_on_stdin(artifacts: Artifacts) -> None:
+    fake = FakeTransport("h")
+    report = push(fake, Layout("/r"), "python3", needs(artifacts), artifacts, Probe({}, {}))
+    assert report.round_trips == 1 and len(fake.calls) == 1
+    assert fake.calls[0].stdin is not None and len(fake.calls[0].stdin) == report.bytes_sent
+    assert "s3cret-value" not in fake.calls[0].script
+
+
+def test_install_script_builds_venvs_without_ensurepip(artifacts: Artifacts) -> None:
+    script = install_script(Layout("/r"), "python3", ["wheels-w1"], artifacts, needs(artifacts))
+    assert "-m venv --without-pip /r/venvs/w1" in script
+    assert "--no-index" in script
+
+
+def test_probe_output_is_parsed_into_markers_and_facts() -> None:
+    found = parse_probe("marker.app=abc\nfact.python=3.11.2\nnoise\nfact.somaxconn=4096\n")
+    assert found.markers == {"app": "abc"}
+    assert found.facts == {"python": "3.11.2", "somaxconn": "4096"}
+
+
+def test_bundles_are_deterministic_and_skip_caches(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "pkg" / "__pycache__").mkdir(parents=True)
+    (src / "pkg" / "m.py").write_text("x = 1\n")
+    (src / "pkg" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"junk")
+    (src / ".git").mkdir()
+    (src / ".git" / "HEAD").write_text("ref\n")
+    first, second = build_bundle(src), build_bundle(src)
+    assert first.digest == second.digest and first.data == second.data
+    assert first.files == 1
+    (src / "pkg" / "m.py").write_text("x = 2\n")
+    assert build_bundle(src).digest != first.digest
+
+
+def test_the_overlay_replaces_database_and_hosts_of_any_settings_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even a project hard-coding SQLite and ALLOWED_HOSTS ends up on MySQL and our hosts."""
+    pkg = tmp_path / "thirdparty"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "settings.py").write_text(
+        "ALLOWED_HOSTS = ['example.com']\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': 'db.sqlite3',"
+        " 'OPTIONS': {'timeout': 20}}}\n"
+        "SECRET_KEY = 'hard-coded'\n"
+    )
+    (tmp_path / "readiness_settings.py").write_text(
+        render_settings_overlay(
+            settings="thirdparty.settings",
+            db_name="app",
+            db_host="/srv/r/db/mysqld.sock",
+            db_port="",
+            allowed_hosts=["10.0.0.3", "localhost"],
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("READINESS_DB_USER", "app")
+    monkeypatch.setenv("READINESS_DB_PASSWORD", "pw")
+    monkeypatch.setenv("READINESS_SECRET_KEY", "k" * 40)
+    try:
+        overlay = importlib.import_module("readiness_settings")
+        db = overlay.DATABASES["default"]
+        assert db["ENGINE"] == "django.db.backends.mysql"
+        assert db["HOST"] == "/srv/r/db/mysqld.sock" and db["PASSWORD"] == "pw"
+        assert db["OPTIONS"] == {"charset": "utf8mb4"}  # sqlite's 'timeout' is gone
+        assert db["TEST"]["NAME"] == "test_app"
+        assert overlay.ALLOWED_HOSTS == ["10.0.0.3", "localhost"]
+        assert overlay.SECRET_KEY == "k" * 40
+    finally:
+        for name in ("readiness_settings", "thirdparty", "thirdparty.settings"):
+            sys.modules.pop(name, None)

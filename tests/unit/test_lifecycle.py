@@ -1,0 +1,180 @@
+"""The job's sequence with fake hosts: gates, blocked layers, exit codes, the record kept."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.bundle import Bundle
+from orchestrator.deploy import Artifacts
+from orchestrator.exceptions import ConfigError, HostError
+from orchestrator.hosts import Target
+from orchestrator.inventory import load_inventory
+from orchestrator.lifecycle import Context, Step, execute, layers_step
+from orchestrator.plan import Options, Plan, build_plan
+from orchestrator.suite import load_suite
+from orchestrator.transport import FakeTransport
+from orchestrator.wheelhouse import Wheelhouse
+from tests.unit.conftest import SINGLE, SUITE
+
+Write = Callable[[str, str], Path]
+JUNIT_OK = b'<testsuite><testcase name="a"/></testsuite>'
+
+
+@pytest.fixture
+def plan_for(app_dir: Path, write_yaml: Write) -> Callable[[Options], Plan]:
+    inventory = load_inventory(write_yaml("single.yaml", SINGLE))
+    suite = load_suite(write_yaml("suite.yaml", SUITE))
+    return lambda options: build_plan(inventory, suite, options)
+
+
+def fake_connect(fake: FakeTransport) -> Step:
+    """Stands in for lab/connect/build/deploy: one fake host holding every role."""
+
+    def run(ctx: Context) -> None:
+        host = ctx.inventory.hosts[0]
+        ctx.targets = {host.name: Target(host, "10.0.0.2", "root", "/srv/r")}
+        ctx.transports = {host.name: fake}
+        wheels = Wheelhouse(Path("/nowhere"), "w1")
+        bundle = Bundle(b"", "d1", 0)
+        ctx.artifacts = Artifacts(bundle, bundle, wheels, wheels)
+
+    return Step("connect", run)
+
+
+class JunitEverywhere(FakeTransport):
+    """Every layer's JUnit file exists and passes, whatever the run id."""
+
+    def get(self, remote_path: str) -> bytes:
+        if remote_path.endswith(".xml"):
+            return self.files.get(remote_path, JUNIT_OK)
+        return super().get(remote_path)
+
+
+def run(
+    tmp_path: Path, plan: Plan, fake: FakeTransport, *extra: Step
+) -> tuple[int, dict[str, Any], list[str]]:
+    lines: list[str] = []
+    outcome = execute(
+        plan,
+        tmp_path,
+        lines.append,
+        steps=(fake_connect(fake), *extra, Step("layers", layers_step)),
+    )
+    record = json.loads((outcome.run_dir / "run.json").read_text())
+    assert (outcome.run_dir / "report.html").is_file()
+    return outcome.exit_code, record, lines
+
+
+def test_all_layers_pass_in_order_and_the_run_is_ready(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    code, record, lines = run(tmp_path, plan_for(Options()), JunitEverywhere("h1"))
+    assert code == 0 and record["verdict"] == "ready"
+    assert [(layer["name"], layer["status"]) for layer in record["layers"]] == [
+        ("unit", "passed"),
+        ("pure", "passed"),
+        ("rest", "passed"),
+    ]
+    assert record["finished_at"] and record["schema"]
+    assert any("rest" in line and "passed" in line for line in lines)
+
+
+def test_a_failed_gate_blocks_the_later_layers_and_the_run_is_not_ready(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = JunitEverywhere("h1").on(r"python -m pytest\n", exit_code=1)
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 1 and record["verdict"] == "not-ready"
+    statuses = [layer["status"] for layer in record["layers"]]
+    assert statuses == ["failed", "blocked", "blocked"]
+    assert "layer 'unit' failed" in record["layers"][1]["reason"]
+    assert not any("pytest it" in script for script in fake.scripts)
+
+
+def test_a_continue_gate_goes_on(tmp_path: Path, plan_for: Callable[[Options], Plan]) -> None:
+    fake = JunitEverywhere("h1").on(r"pytest pure\n", exit_code=1)
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 1
+    assert [layer["status"] for layer in record["layers"]] == ["passed", "failed", "passed"]
+
+
+def test_keep_going_runs_every_layer(tmp_path: Path, plan_for: Callable[[Options], Plan]) -> None:
+    fake = JunitEverywhere("h1").on(r"python -m pytest\n", exit_code=1)
+    code, record, _ = run(tmp_path, plan_for(Options(keep_going=True)), fake)
+    assert code == 1
+    assert [layer["status"] for layer in record["layers"]] == ["failed", "passed", "passed"]
+
+
+def test_the_server_runs_only_for_layers_that_need_it(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = JunitEverywhere("h1")
+    run(tmp_path, plan_for(Options()), fake)
+    starts = [i for i, s in enumerate(fake.scripts) if "manage.py testserver" in s]
+    rest = next(i for i, s in enumerate(fake.scripts) if "pytest it" in s)
+    unit = next(i for i, s in enumerate(fake.scripts) if "python -m pytest\n" in s)
+    assert len(starts) == 1 and unit < starts[0] < rest
+
+
+def test_an_unreachable_host_is_exit_3_and_the_record_names_it(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    def unreachable(ctx: Context) -> None:
+        raise HostError("h1", "cannot connect to root@10.0.0.2:22")
+
+    code, record, _ = run(
+        tmp_path, plan_for(Options()), JunitEverywhere("h1"), Step("deploy", unreachable)
+    )
+    assert code == 3 and record["verdict"] == "error"
+    assert "h1" in record["reasons"][0]
+    assert [layer["status"] for layer in record["layers"]] == ["blocked"] * 3
+    assert [s["name"] for s in record["steps"]] == ["connect", "deploy"]
+
+
+def test_teardown_runs_even_after_ctrl_c(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    def interrupted(ctx: Context) -> None:
+        raise KeyboardInterrupt
+
+    fake = JunitEverywhere("h1")
+    code, record, _ = run(tmp_path, plan_for(Options()), fake, Step("deploy", interrupted))
+    assert code == 130 and record["verdict"] == "error"
+    assert record["teardown"]["status"] == "ok"
+    assert any("secrets.env" in s and "rm -f" in s for s in fake.scripts)
+
+
+def test_keep_skips_teardown(tmp_path: Path, plan_for: Callable[[Options], Plan]) -> None:
+    fake = JunitEverywhere("h1")
+    run(tmp_path, plan_for(Options(keep=True)), fake)
+    assert not any("rm -f /srv/r/etc/secrets.env" in s for s in fake.scripts)
+
+
+def test_a_config_error_mid_run_is_exit_2(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    def bad(ctx: Context) -> None:
+        raise ConfigError("environment variable DBH is not set", field="database.host_env")
+
+    code, record, _ = run(tmp_path, plan_for(Options()), JunitEverywhere("h1"), Step("deploy", bad))
+    assert code == 2 and "DBH" in record["reasons"][0]
+
+
+def test_a_bug_in_readiness_keeps_the_record_and_the_traceback(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    def buggy(ctx: Context) -> None:
+        raise ZeroDivisionError("oops")
+
+    code, record, _ = run(
+        tmp_path, plan_for(Options()), JunitEverywhere("h1"), Step("deploy", buggy)
+    )
+    assert code == 3
+    assert record["reasons"][0].startswith("internal error: ZeroDivisionError")
+    run_dir = tmp_path / "reports" / "runs" / record["run_id"]
+    assert "ZeroDivisionError" in (run_dir / "logs" / "orchestrator.log").read_text()
