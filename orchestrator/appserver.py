@@ -30,7 +30,10 @@ class ServerSpec:
     fixtures: tuple[str, ...]
     health_path: str
     env: Mapping[str, str]
+    # Threads too: an application that calls itself over HTTP (the broker's pricing
+    # calls its own supplier) would deadlock a single synchronous worker.
     workers: int = 2
+    threads: int = 4
 
     @property
     def url(self) -> str:
@@ -105,6 +108,7 @@ def start_script(spec: ServerSpec) -> str:
         start = (
             f"setsid {q(spec.venv)}/bin/gunicorn readiness_wsgi:application"
             f" --bind {q(f'{spec.address}:{spec.port}')} --workers {spec.workers}"
+            f" --threads {spec.threads}"
             f" --access-logfile - < /dev/null >> {log} 2>&1 &"
         )
     health_url = spec.url + spec.health_path

@@ -153,6 +153,11 @@ def render_wsgi() -> str:
     return _templates().get_template("readiness_wsgi.py.j2").render()
 
 
+def render_test_runner() -> str:
+    """A Django test runner writing JUnit XML, for ``manage.py test`` layers."""
+    return _templates().get_template("readiness_runner.py.j2").render()
+
+
 def secrets_text(values: Mapping[str, str]) -> str:
     """A file for ``set -a; . file``: every value single-quoted for the shell."""
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in sorted(values.items()))

@@ -263,8 +263,17 @@ def _check_roles(top: Section, hosts: list[Host], database: Database) -> None:
 
 
 def _relative(s: Section, key: str, value: str) -> str:
+    """A path shipped to hosts: it must stay inside the application folder."""
     if not _RELATIVE.match(value) or ".." in Path(value).parts:
         raise s.error(key, f"must be a relative path inside the application, got {value!r}")
+    return value
+
+
+def _local(s: Section, key: str, value: str) -> str:
+    """A path read only on the control node (requirements, the client folder to bundle):
+    it may lie outside the application folder, e.g. ``../requirements/base.txt``."""
+    if not _RELATIVE.match(value.replace("../", "")) or Path(value).is_absolute():
+        raise s.error(key, f"must be a relative path, got {value!r}")
     return value
 
 
@@ -278,7 +287,7 @@ def _application(top: Section, path: Path) -> Application:
     settings = s.get("settings", str, required=True)
     if not _MODULE.match(settings):
         raise s.error("settings", f"is not a Python module name: {settings!r}")
-    requirements = tuple(_relative(s, "requirements", r) for r in s.string_list("requirements"))
+    requirements = tuple(_local(s, "requirements", r) for r in s.string_list("requirements"))
     for req in requirements:
         if not (source / req).is_file():
             raise s.error("requirements", f"file {source / req} does not exist")
@@ -300,11 +309,11 @@ def _application(top: Section, path: Path) -> Application:
     client = s.section("client")
     client_source, client_reqs = ".", requirements
     if client is not None:
-        client_source = _relative(client, "source", client.get("source", str, "."))
+        client_source = _local(client, "source", client.get("source", str, "."))
         if not (source / client_source).is_dir():
             raise client.error("source", f"folder {source / client_source} does not exist")
         client_reqs = tuple(
-            _relative(client, "requirements", r)
+            _local(client, "requirements", r)
             for r in client.string_list("requirements", requirements)
         )
         for req in client_reqs:

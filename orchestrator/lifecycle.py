@@ -37,6 +37,7 @@ from orchestrator.deploy import (
     probe,
     push,
     render_settings_overlay,
+    render_test_runner,
     render_wsgi,
     start_database,
 )
@@ -249,7 +250,11 @@ def _host_config(ctx: Context, server: str) -> HostConfig:
         "DATABASE_URL": f"mysql://{user}:{password}@{url_host}:{port or 3306}/"
         f"{ctx.inventory.database.name}",
     }
-    files = {"readiness_settings.py": overlay, "readiness_wsgi.py": render_wsgi()}
+    files = {
+        "readiness_settings.py": overlay,
+        "readiness_wsgi.py": render_wsgi(),
+        "readiness_runner.py": render_test_runner(),
+    }
     return HostConfig(files=files, secrets=secret_env)
 
 
@@ -579,7 +584,25 @@ def execute(
         _render_summary(ctx)
     say(f"readiness: verdict {verdict}" + (f" ({'; '.join(reasons)})" if reasons else ""))
     say(f"readiness: run record {store.dir / 'run.json'}")
+    if plan.options.keep:
+        _say_kept(ctx)
     return Outcome(exit_code=exit_code, run_dir=store.dir, verdict=verdict)
+
+
+def _say_kept(ctx: Context) -> None:
+    """--keep: where the stack that was left running can be reached."""
+    if ctx.db is not None:
+        host, instance = ctx.db
+        ctx.say(
+            f"kept: database on {host} at {instance.bind_address}:{instance.port} "
+            f"(socket {instance.socket}; user {ctx.inventory.database.user}, password in "
+            f"{ctx.root / '.state' / ctx.inventory.name / 'secrets.json'})"
+        )
+    if ctx.servers_up and ctx.artifacts is not None:
+        for server in ctx.inventory.with_role("server"):
+            ctx.say(f"kept: server on {server.name} at {_server_spec(ctx, server.name).url}")
+    for name, target in ctx.targets.items():
+        ctx.say(f"kept: {name} deploy root {target.deploy_root} ({target.user}@{target.address})")
 
 
 def _mark_unrun_layers(ctx: Context, reasons: list[str]) -> None:

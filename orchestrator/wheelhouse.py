@@ -42,11 +42,30 @@ class Wheelhouse:
         raise InfrastructureError(f"wheelhouse {self.path} has no pip wheel")
 
 
+def _with_includes(requirements: Sequence[Path]) -> list[Path]:
+    """The files and every file they include with -r/-c, each once, in order."""
+    seen: list[Path] = []
+    pending = [Path(r) for r in requirements]
+    while pending:
+        path = pending.pop(0).resolve()
+        if path in seen or not path.is_file():
+            continue
+        seen.append(path)
+        for line in path.read_text(errors="replace").splitlines():
+            parts = line.split("#", 1)[0].split()
+            if len(parts) >= 2 and parts[0] in ("-r", "--requirement", "-c", "--constraint"):
+                pending.append(path.parent / parts[1])
+            elif parts and parts[0].startswith(("--requirement=", "--constraint=")):
+                pending.append(path.parent / parts[0].split("=", 1)[1])
+    return seen
+
+
 def digest_of(requirements: Sequence[Path], extras: Sequence[str], python: str) -> str:
-    """What the wheelhouse depends on: requirement files' bytes, extras, interpreter."""
+    """What the wheelhouse depends on: requirement files' bytes (with the files they
+    include), extras, interpreter."""
     h = hashlib.sha256()
     h.update(python.encode() + b"\0")
-    for req in requirements:
+    for req in _with_includes(requirements):
         h.update(req.name.encode() + b"\0" + req.read_bytes() + b"\0")
     for extra in sorted(extras):
         h.update(extra.encode() + b"\0")

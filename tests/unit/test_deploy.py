@@ -157,3 +157,58 @@ def test_the_overlay_replaces_database_and_hosts_of_any_settings_module(
     finally:
         for name in ("readiness_settings", "thirdparty", "thirdparty.settings"):
             sys.modules.pop(name, None)
+
+
+def test_the_django_test_runner_writes_junit_that_counts_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import unittest
+
+    from orchestrator.deploy import render_test_runner
+    from orchestrator.junit import TestCounts, read_counts
+
+    (tmp_path / "readiness_runner.py").write_text(render_test_runner())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runner_module = importlib.import_module("readiness_runner")
+
+    class Sample(unittest.TestCase):
+        def test_ok(self) -> None:
+            pass
+
+        def test_bad(self) -> None:
+            self.assertEqual(1, 2)
+
+        def test_broken(self) -> None:
+            raise RuntimeError("boom")
+
+        @unittest.skip("not today")
+        def test_skipped(self) -> None:
+            pass
+
+        def test_sub(self) -> None:
+            for i in range(2):
+                with self.subTest(i=i):
+                    self.assertEqual(i, 0)
+
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(Sample)
+    stream = io.StringIO()
+    result = unittest.TextTestRunner(stream=stream, resultclass=runner_module._Result).run(suite)
+    out = tmp_path / "django.xml"
+    try:
+        runner_module.write_junit(str(out), result.cases)  # type: ignore[attr-defined]
+    finally:
+        sys.modules.pop("readiness_runner", None)
+    # test_sub: its failing subtest counts as a failure; Python records no success for it.
+    assert read_counts(out) == TestCounts(total=5, passed=1, failed=2, errors=1, skipped=1)
+
+
+def test_wheelhouse_digest_follows_included_requirement_files(tmp_path: Path) -> None:
+    from orchestrator.wheelhouse import digest_of
+
+    (tmp_path / "base.txt").write_text("Django>=5.2\n")
+    (tmp_path / "prod.txt").write_text("-r base.txt  # shared\ngunicorn\n")
+    before = digest_of([tmp_path / "prod.txt"], ["PyMySQL"], "cp311")
+    assert before == digest_of([tmp_path / "prod.txt"], ["PyMySQL"], "cp311")
+    (tmp_path / "base.txt").write_text("Django>=5.1\n")
+    assert digest_of([tmp_path / "prod.txt"], ["PyMySQL"], "cp311") != before
+    assert digest_of([tmp_path / "prod.txt"], ["PyMySQL", "x"], "cp311") != before
