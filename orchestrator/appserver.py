@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orchestrator.deploy import Layout
+from orchestrator.shell import ALIVE
 
 HEALTH_TIMEOUT_S = 120
 SERVER_FAILED_EXIT = 13
@@ -68,20 +69,23 @@ def client_environment(venv: str, env: Mapping[str, str]) -> str:
 
 def _stop_lines(layout: Layout) -> str:
     q = shlex.quote
-    return f"""\
+    return (
+        ALIVE
+        + f"""\
 pidfile={q(layout.run)}/server.pid
 if [ -f "$pidfile" ]; then
   pid=$(cat "$pidfile")
   if [ "$(readlink /proc/"$pid"/cwd 2>/dev/null)" = {q(layout.app)} ]; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+    while alive "$pid" && [ "$i" -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
     echo "readiness: server stopped"
   fi
   rm -f "$pidfile"
 fi
 """
+    )
 
 
 def start_script(spec: ServerSpec) -> str:
@@ -137,8 +141,10 @@ import os, sys, time, urllib.error, urllib.request
 pid, url, deadline = int(sys.argv[1]), sys.argv[2], time.monotonic() + float(sys.argv[3])
 while time.monotonic() < deadline:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{{pid}}/status") as status:
+            if "\\nState:\\tZ" in status.read():
+                raise FileNotFoundError
+    except FileNotFoundError:
         sys.exit("the server process exited")
     try:
         with urllib.request.urlopen(url, timeout=2):

@@ -21,6 +21,7 @@ from functools import cache
 import jinja2
 
 from orchestrator.exceptions import ConfigError
+from orchestrator.shell import ALIVE
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 # Paths end up in a config file and in scripts: refuse anything that could break out.
@@ -132,7 +133,9 @@ def render_config(instance: MariaDBInstance) -> str:
     return _templates().get_template("mariadb.cnf.j2").render(i=instance)
 
 
-_PREAMBLE = f"""\
+_PREAMBLE = (
+    ALIVE
+    + f"""\
 set -eu
 export PATH="$PATH:/usr/sbin:/usr/local/sbin:/usr/local/bin"
 server=$(command -v mariadbd || command -v mysqld || true)
@@ -146,6 +149,7 @@ if [ -z "$server" ] || [ -z "$client" ] || [ -z "$admin" ] || [ -z "$installdb" 
   exit {MISSING_SERVER_EXIT}
 fi
 """
+)
 
 
 def _start_body(instance: MariaDBInstance) -> str:
@@ -179,7 +183,7 @@ else
   i=0
   while ! "$admin" --defaults-file={cnf} --connect-timeout=1 ping >/dev/null 2>&1; do
     i=$((i + 1))
-    if [ "$i" -gt 300 ] || ! kill -0 $! 2>/dev/null; then
+    if [ "$i" -gt 300 ] || ! alive $!; then
       echo "the database server did not start; last lines of its error log:" >&2
       tail -n 20 {q(instance.error_log)} >&2 || true
       exit 12
@@ -257,7 +261,7 @@ if [ -f "$pidfile" ]; then
   if tr '\\0' ' ' < /proc/"$pid"/cmdline 2>/dev/null | grep -qF -- {q(instance.config_file)}; then
     kill -TERM "$pid" 2>/dev/null || true
     i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 300 ]; do i=$((i + 1)); sleep 0.1; done
+    while alive "$pid" && [ "$i" -lt 300 ]; do i=$((i + 1)); sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     echo "readiness: database stopped"
   fi
