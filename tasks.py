@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,19 @@ def _exits() -> Iterator[None]:
     except KeyboardInterrupt:
         print("readiness: interrupted", file=sys.stderr)
         raise Exit(code=130) from None
+    except Exit:
+        raise
+    except Exception as err:
+        # A bug in readiness, not a user mistake: one paragraph, exit 3, and the traceback
+        # only on request, so that a crash is never mistaken for "not ready" (exit 1).
+        if os.environ.get("READINESS_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"readiness: internal error ({type(err).__name__}: {err}). This is a bug in "
+            "readiness; run again with READINESS_DEBUG=1 to see the traceback.",
+            file=sys.stderr,
+        )
+        raise Exit(code=3) from None
 
 
 Runner = Callable[..., None]
@@ -147,12 +161,18 @@ def readiness(
 def report(c: Context, run: str | None = None) -> None:
     """Rebuild HTML reports from run directories, and the side-by-side index."""
     with _exits():
+        from orchestrator.exceptions import ConfigError
         from orchestrator.report import render_index, render_run
 
         runs = [Path(run)] if run else sorted((WORK / "reports" / "runs").glob("*/"))
+        if run and not (Path(run) / "run.json").is_file():
+            raise ConfigError(f"{run} is not a run directory (it has no run.json)")
         for run_dir in runs:
             if (run_dir / "run.json").is_file():
-                print(render_run(run_dir))
+                try:
+                    print(render_run(run_dir))
+                except Exception as err:  # one unreadable record must not stop the others
+                    print(f"readiness: skipped {run_dir}: {type(err).__name__}: {err}")
         print(render_index(WORK / "reports"))
 
 

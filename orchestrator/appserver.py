@@ -12,10 +12,11 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from orchestrator.deploy import Layout
+from orchestrator.layout import Layout
 from orchestrator.shell import ALIVE
 
 HEALTH_TIMEOUT_S = 120
+DEPLOY_ROOT_VAR = "READINESS_DEPLOY_ROOT"
 SERVER_FAILED_EXIT = 13
 
 
@@ -37,9 +38,13 @@ class ServerSpec:
     threads: int = 4
 
     @property
-    def url(self) -> str:
+    def hostport(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}"
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.hostport}"
 
 
 def app_environment(layout: Layout, venv: str, env: Mapping[str, str]) -> str:
@@ -51,18 +56,21 @@ def app_environment(layout: Layout, venv: str, env: Mapping[str, str]) -> str:
         "set +a",
         "export DJANGO_SETTINGS_MODULE=readiness_settings",
         f'export PYTHONPATH={q(layout.etc)}:{q(layout.app)}"${{PYTHONPATH:+:$PYTHONPATH}}"',
-        *client_environment(venv, env).splitlines(),
+        *client_environment(layout, venv, env).splitlines(),
     ]
     return "\n".join(lines) + "\n"
 
 
-def client_environment(venv: str, env: Mapping[str, str]) -> str:
+def client_environment(layout: Layout, venv: str, env: Mapping[str, str]) -> str:
+    """The venv first on PATH, the user's env, and the marker teardown finds strays by."""
     q = shlex.quote
     lines = [
+        *(f"export {key}={q(value)}" for key, value in sorted(env.items())),
+        # Inherited by every process a layer or server starts: teardown stops them by it.
+        f"export {DEPLOY_ROOT_VAR}={q(layout.root)}",
         f"export VIRTUAL_ENV={q(venv)}",
         f'export PATH={q(venv)}/bin:"$PATH"',
         "export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
-        *(f"export {key}={q(value)}" for key, value in sorted(env.items())),
     ]
     return "\n".join(lines) + "\n"
 
@@ -75,7 +83,9 @@ def _stop_lines(layout: Layout) -> str:
 pidfile={q(layout.run)}/server.pid
 if [ -f "$pidfile" ]; then
   pid=$(cat "$pidfile")
-  if [ "$(readlink /proc/"$pid"/cwd 2>/dev/null)" = {q(layout.app)} ]; then
+  # Ours if its command line runs from this deploy root (the venv, manage.py): unlike
+  # the working directory, that survives the app folder being replaced by a redeploy.
+  if tr '\\0' ' ' < /proc/"$pid"/cmdline 2>/dev/null | grep -qF -- {q(layout.root + "/")}; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     i=0
     while alive "$pid" && [ "$i" -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
@@ -100,18 +110,20 @@ def start_script(spec: ServerSpec) -> str:
     python = f"{q(spec.venv)}/bin/python"
     if spec.mode == "testserver":
         start = (
-            f"setsid {python} manage.py testserver {' '.join(q(f) for f in spec.fixtures)}"
-            f" --addrport {q(f'{spec.address}:{spec.port}')} --noinput"
+            f"setsid {python} {q(layout.app)}/manage.py testserver"
+            f" {' '.join(q(f) for f in spec.fixtures)} --addrport {q(spec.hostport)} --noinput"
             f" < /dev/null >> {log} 2>&1 &"
         )
         prepare: list[str] = []
     else:
-        prepare = [f"{python} manage.py migrate --noinput"]
+        manage = f"{python} {q(layout.app)}/manage.py"
+        # Known data for every run: the persistent database is emptied before loading.
+        prepare = [f"{manage} migrate --noinput", f"{manage} flush --noinput"]
         if spec.fixtures:
-            prepare.append(f"{python} manage.py loaddata {' '.join(q(f) for f in spec.fixtures)}")
+            prepare.append(f"{manage} loaddata {' '.join(q(f) for f in spec.fixtures)}")
         start = (
             f"setsid {q(spec.venv)}/bin/gunicorn readiness_wsgi:application"
-            f" --bind {q(f'{spec.address}:{spec.port}')} --workers {spec.workers}"
+            f" --chdir {q(layout.app)} --bind {q(spec.hostport)} --workers {spec.workers}"
             f" --threads {spec.threads}"
             f" --access-logfile - < /dev/null >> {log} 2>&1 &"
         )
@@ -131,6 +143,15 @@ fail() {{
   tail -n 30 {log} >&2
   exit {SERVER_FAILED_EXIT}
 }}
+in_use={q(f"port {spec.port} on {spec.address} is already in use (another server?)")}
+{python} - {q(spec.address)} {spec.port} <<'READINESS_PORT_EOF' || fail "$in_use"
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+except OSError:
+    sys.exit(0)
+sys.exit(1)
+READINESS_PORT_EOF
 {prepare_lines}
 {start}
 pid=$!
@@ -139,6 +160,7 @@ unhealthy={q(f"the server did not become healthy at {health_url}")}
 {python} - "$pid" {q(health_url)} {HEALTH_TIMEOUT_S} <<'READINESS_HEALTH_EOF' || fail "$unhealthy"
 import os, sys, time, urllib.error, urllib.request
 pid, url, deadline = int(sys.argv[1]), sys.argv[2], time.monotonic() + float(sys.argv[3])
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))  # never via a proxy
 while time.monotonic() < deadline:
     try:
         with open(f"/proc/{{pid}}/status") as status:
@@ -147,7 +169,7 @@ while time.monotonic() < deadline:
     except FileNotFoundError:
         sys.exit("the server process exited")
     try:
-        with urllib.request.urlopen(url, timeout=2):
+        with opener.open(url, timeout=2):
             sys.exit(0)
     except urllib.error.HTTPError as err:
         if err.code < 500:
@@ -163,3 +185,37 @@ echo "readiness: server healthy at {spec.url}"
 
 def stop_script(layout: Layout) -> str:
     return "set -u\n" + _stop_lines(layout)
+
+
+def stray_kill_script(layout: Layout) -> str:
+    """Stop every process still carrying this deploy root's marker in its environment.
+
+    Layers and servers export the marker, and their children inherit it, so this finds
+    what an interrupted layer left behind (a pytest still running after Ctrl-C) without
+    ever matching by name.
+    """
+    marker = shlex.quote(f"{DEPLOY_ROOT_VAR}={layout.root}")
+    return (
+        ALIVE
+        + f"""\
+strays() {{
+  for p in /proc/[0-9]*; do
+    pid=${{p#/proc/}}
+    [ "$pid" = "$$" ] && continue
+    {{ tr '\\0' '\\n' < "$p/environ"; }} 2>/dev/null | grep -qxF -- {marker} && echo "$pid"
+  done
+}}
+pids=$(strays)
+if [ -n "$pids" ]; then
+  kill -TERM $pids 2>/dev/null || true
+  i=0
+  while [ "$i" -lt 30 ]; do
+    live=""; for pid in $pids; do alive "$pid" && live="$live $pid"; done
+    [ -z "$live" ] && break
+    i=$((i + 1)); sleep 0.1
+  done
+  [ -n "$live" ] && kill -KILL $live 2>/dev/null
+  echo "readiness: stopped stray processes:$pids"
+fi
+"""
+    )

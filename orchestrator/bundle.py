@@ -15,6 +15,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.exceptions import ConfigError
+
 # Never shipped: version control, caches, local environments, editor litter.
 EXCLUDED_DIRS = frozenset(
     {
@@ -55,13 +57,39 @@ def _members(source: Path) -> list[Path]:
     return out
 
 
+def _inside(path: Path, source: Path) -> bool:
+    try:
+        path.resolve().relative_to(source.resolve())
+        return True
+    except ValueError:
+        return False
+
+
 def build_bundle(source: Path) -> Bundle:
-    """Archive ``source`` (its contents, not the folder itself)."""
+    """Archive ``source`` (its contents, not the folder itself).
+
+    Sockets and FIFOs are skipped. A symlink that stays inside ``source`` is kept as a
+    link; one that leads outside is replaced by the file it points to, because the
+    target will not exist on a real host. A link outside to a folder, or a dangling link,
+    is refused: silently shipping less than the project would test something else.
+    """
     raw = io.BytesIO()
     count = 0
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in _members(source):
-            info = tar.gettarinfo(str(path), arcname=path.relative_to(source).as_posix())
+            arcname = path.relative_to(source).as_posix()
+            if path.is_symlink() and not _inside(path, source):
+                if not path.is_file():
+                    raise ConfigError(
+                        f"{path} is a symlink to {os.readlink(path)}, outside the application "
+                        "folder and not a file; copy what it points to into the folder"
+                    )
+                info = tar.gettarinfo(str(path.resolve()), arcname=arcname)
+                path = path.resolve()
+            else:
+                info = tar.gettarinfo(str(path), arcname=arcname)
+            if info is None or not (info.isfile() or info.issym()):
+                continue  # a socket or FIFO left in the folder
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             info.mtime = 0
@@ -69,10 +97,8 @@ def build_bundle(source: Path) -> Bundle:
                 info.mode = 0o755 if info.mode & 0o111 else 0o644
                 with path.open("rb") as fh:
                     tar.addfile(info, fh)
-            elif info.issym():
-                tar.addfile(info)
             else:
-                continue
+                tar.addfile(info)
             count += 1
     tar_bytes = raw.getvalue()
     digest = hashlib.sha256(tar_bytes).hexdigest()

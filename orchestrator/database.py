@@ -164,13 +164,17 @@ cat > {cnf}.new <<'READINESS_CNF_EOF'
 {render_config(instance)}READINESS_CNF_EOF
 changed=0
 if cmp -s {cnf}.new {cnf}; then rm -f {cnf}.new; else mv {cnf}.new {cnf}; changed=1; fi
-if [ ! -d {q(instance.datadir)}/mysql ]; then
+# The marker is written only after a complete install: an install killed half-way
+# (or a full disk) is wiped and redone instead of failing every later start.
+if [ ! -f {q(instance.datadir)}/.readiness-installed ]; then
+  rm -rf {q(instance.datadir)}
   "$installdb" --defaults-file={cnf} {user_flag} --auth-root-authentication-method=socket \\
     --skip-test-db > {q(instance.root)}/install.log 2>&1 || {{
       echo "mariadb-install-db failed:" >&2
       tail -n 20 {q(instance.root)}/install.log >&2
       exit 11
   }}
+  touch {q(instance.datadir)}/.readiness-installed
 fi
 if [ "$changed" = 1 ] && [ -f {q(instance.pid_file)} ]; then
   # New address, port or settings: a server still running with the old ones must go.

@@ -28,51 +28,16 @@ from functools import cache
 
 import jinja2
 
+from orchestrator.appserver import stop_script as server_stop_script
 from orchestrator.bundle import Bundle
 from orchestrator.database import DatabaseGrant, MariaDBInstance, up_script
 from orchestrator.exceptions import HostError
 from orchestrator.hosts import Target
+from orchestrator.layout import Layout
 from orchestrator.transport import Transport
 from orchestrator.wheelhouse import Wheelhouse
 
 DIGEST_FILE = ".readiness-digest"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where things live under a host's deploy root."""
-
-    root: str
-
-    @property
-    def app(self) -> str:
-        return f"{self.root}/app"
-
-    @property
-    def client(self) -> str:
-        return f"{self.root}/client"
-
-    @property
-    def etc(self) -> str:
-        return f"{self.root}/etc"
-
-    @property
-    def run(self) -> str:
-        return f"{self.root}/run"
-
-    @property
-    def db(self) -> str:
-        return f"{self.root}/db"
-
-    @property
-    def secrets(self) -> str:
-        return f"{self.etc}/secrets.env"
-
-    def venv(self, digest: str) -> str:
-        return f"{self.root}/venvs/{digest}"
-
-    def results(self, run_id: str) -> str:
-        return f"{self.root}/results/{run_id}"
 
 
 @dataclass(frozen=True)
@@ -190,6 +155,22 @@ echo "fact.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"
 echo "fact.tcp_abort_on_overflow=$(cat /proc/sys/net/ipv4/tcp_abort_on_overflow 2>/dev/null)"
 echo "fact.tcp_max_syn_backlog=$(cat /proc/sys/net/ipv4/tcp_max_syn_backlog 2>/dev/null)"
 echo "fact.deploy_root_writable=$([ -w {root} ] && echo yes || echo no)"
+# Like sshd's StrictModes: the root and every folder above it must be ours or root's and
+# not writable by others (unless sticky, as /tmp), else another user could swap our code.
+unsafe=""
+d={root}
+while :; do
+  set -- $(stat -c '%u %a' "$d" 2>/dev/null) || break
+  owner=$1; mode=$2
+  if [ "$owner" != "$(id -u)" ] && [ "$owner" != 0 ]; then
+    unsafe="$d (owned by uid $owner)"; break
+  fi
+  sticky=$(( (0$mode & 01000) != 0 )); others=$(( (0$mode & 022) != 0 ))
+  if [ "$others" = 1 ] && [ "$sticky" = 0 ]; then unsafe="$d (mode $mode)"; break; fi
+  [ "$d" = / ] && break
+  d=$(dirname "$d")
+done
+echo "fact.deploy_root_unsafe=$unsafe"
 """
 
 
@@ -208,10 +189,17 @@ def parse_probe(text: str) -> Probe:
 
 
 def probe(transport: Transport, layout: Layout, python: str) -> Probe:
-    result = transport.run(probe_script(layout, python), timeout=60).check()
+    result = transport.run(probe_script(layout, python), timeout=60).check("probing the host")
     found = parse_probe(result.stdout)
     if found.facts.get("deploy_root_writable") != "yes":
         raise HostError(transport.name, f"cannot create or write the deploy root {layout.root}")
+    if found.facts.get("deploy_root_unsafe"):
+        raise HostError(
+            transport.name,
+            f"the deploy root {layout.root} is not safe: {found.facts['deploy_root_unsafe']} "
+            "can be changed by another user; choose a deploy_root in a folder only you (or "
+            "root) can write",
+        )
     if not found.facts.get("python"):
         raise HostError(
             transport.name,
@@ -293,6 +281,10 @@ def install_script(
         'rm -rf "$inc"; mkdir -p -m 700 "$inc"',
         'tar -x -C "$inc"',
     ]
+    if "app" in parts:
+        # A server kept running (--keep, or a killed orchestrator) must not outlive the
+        # code it serves: a later health check could otherwise reach the old one.
+        lines.append(server_stop_script(layout))
     for part, target, digest in (
         ("app", layout.app, artifacts.app.digest),
         ("client", layout.client, artifacts.client.digest),
@@ -353,7 +345,7 @@ def push(
     stream = push_stream(parts, needs, artifacts)
     transport.run(
         install_script(layout, python, parts, artifacts, needs), timeout=900, stdin=stream
-    ).check()
+    ).check("installing the application and its virtualenvs")
     return PushReport(transport.name, tuple(parts), len(stream), 1, time.monotonic() - start)
 
 
@@ -363,7 +355,7 @@ def push(
 def database_instance(target: Target, port: int) -> MariaDBInstance:
     return MariaDBInstance(
         root=Layout(target.deploy_root).db,
-        bind_address=target.address,
+        bind_address=target.ip,
         port=port,
         run_as_root=target.user == "root",
     )
@@ -371,4 +363,4 @@ def database_instance(target: Target, port: int) -> MariaDBInstance:
 
 def start_database(transport: Transport, instance: MariaDBInstance, grant: DatabaseGrant) -> None:
     """Start (if needed) and provision, in one round trip."""
-    transport.run(up_script(instance, grant), timeout=300).check()
+    transport.run(up_script(instance, grant), timeout=300).check("starting the database")

@@ -20,6 +20,7 @@ from orchestrator.exceptions import ConfigError
 
 MAX_BYTES = 1 << 20
 MAX_NODES = 20_000
+MAX_DEPTH = 50
 
 T = TypeVar("T")
 
@@ -41,8 +42,14 @@ class _Builder:
         self.count = 0
         self.active: set[int] = set()
 
-    def build(self, node: yaml.Node) -> Located:
+    def build(self, node: yaml.Node, depth: int = 0) -> Located:
         self.count += 1
+        if depth > MAX_DEPTH:
+            raise ConfigError(
+                f"values are nested more than {MAX_DEPTH} levels deep",
+                file=self.file,
+                line=node.start_mark.line + 1,
+            )
         line = node.start_mark.line + 1
         if self.count > MAX_NODES:
             raise ConfigError(f"document has more than {MAX_NODES} values", file=self.file)
@@ -57,12 +64,12 @@ class _Builder:
         try:
             if isinstance(node, yaml.SequenceNode):
                 self._check_tag(node, "tag:yaml.org,2002:seq", line)
-                return Located([self.build(item) for item in node.value], line)
+                return Located([self.build(item, depth + 1) for item in node.value], line)
             if isinstance(node, yaml.MappingNode):
                 self._check_tag(node, "tag:yaml.org,2002:map", line)
                 mapping: dict[str, Located] = {}
                 for key_node, value_node in node.value:
-                    key = self.build(key_node)
+                    key = self.build(key_node, depth + 1)
                     if not isinstance(key.value, str):
                         raise ConfigError(
                             f"keys must be strings, got {key.value!r}",
@@ -73,7 +80,7 @@ class _Builder:
                         raise ConfigError(
                             f"duplicate key '{key.value}'", file=self.file, line=key.line
                         )
-                    mapping[key.value] = self.build(value_node)
+                    mapping[key.value] = self.build(value_node, depth + 1)
                 return Located(mapping, line)
         finally:
             self.active.discard(id(node))
@@ -95,7 +102,10 @@ def parse(text: str, file: str) -> Located:
         raise ConfigError(f"file is larger than {MAX_BYTES} bytes", file=file)
     loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError("values are nested too deeply", file=file) from None
         if node is None:
             raise ConfigError("file is empty", file=file)
         return _Builder(loader, file).build(node)
@@ -111,9 +121,15 @@ def parse(text: str, file: str) -> Located:
 def load(path: Path) -> Located:
     """Read and :func:`parse` a file; a missing or unreadable file is a ConfigError."""
     try:
-        if path.stat().st_size > MAX_BYTES:
+        if not path.is_file():
+            if not path.exists():
+                raise FileNotFoundError
+            raise ConfigError("is not a regular file", file=str(path))
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
             raise ConfigError(f"file is larger than {MAX_BYTES} bytes", file=str(path))
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as err:

@@ -75,10 +75,23 @@ class HostError(InfrastructureError):
 class GroupError(InfrastructureError):
     """Work over several hosts finished on every host and failed on some (fabric's GroupException).
 
-    ``failures`` maps host name to the error of that host; hosts that succeeded are absent.
+    ``failures`` maps host name to the error of that host; ``results`` holds what the
+    hosts that succeeded returned. When every failure is a configuration error the
+    group is one too (exit code 2), else it is an infrastructure error (3).
     """
 
-    def __init__(self, what: str, failures: Mapping[str, BaseException]) -> None:
-        lines = "; ".join(f"{host}: {err}" for host, err in sorted(failures.items()))
+    def __init__(
+        self,
+        what: str,
+        failures: Mapping[str, BaseException],
+        results: Mapping[str, object] | None = None,
+    ) -> None:
+        lines = "; ".join(
+            f"{host}: {str(err).removeprefix(f'host {host!r}: ')}"
+            for host, err in sorted(failures.items())
+        )
         super().__init__(f"{what} failed on {len(failures)} host(s): {lines}")
         self.failures = dict(failures)
+        self.results = dict(results or {})
+        if failures and all(isinstance(e, ConfigError) for e in failures.values()):
+            self.exit_code = ConfigError.exit_code

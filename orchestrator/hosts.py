@@ -8,14 +8,17 @@ hosts goes through :func:`on_all`, which runs every host to the end and then rai
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import ipaddress
+import socket
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from orchestrator.exceptions import ConfigError, GroupError
+from orchestrator.exceptions import ConfigError, GroupError, HostError
 from orchestrator.inventory import Host, Inventory
 from orchestrator.lab import Lab
 from orchestrator.transport import LocalTransport, SSHTransport, Transport
@@ -33,6 +36,14 @@ class Target:
     deploy_root: str
     key_file: Path | None = None
     known_hosts: Path | None = None
+    # The IP address services bind to and grants name; ``address`` may be a DNS name,
+    # which SSH keeps using so that known_hosts entries by name still match.
+    ip: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.ip:  # an address that is already an IP needs no resolving
+            with contextlib.suppress(ValueError):
+                object.__setattr__(self, "ip", str(ipaddress.ip_address(self.address)))
 
     @property
     def name(self) -> str:
@@ -103,7 +114,19 @@ def resolve_targets(inventory: Inventory, lab: Lab | None) -> dict[str, Target]:
                 key_file=host.key_file or _default_key(),
                 known_hosts=host.known_hosts or Path.home() / ".ssh" / "known_hosts",
             )
-    return targets
+    return {name: replace(t, ip=_ip_of(t)) for name, t in targets.items()}
+
+
+def _ip_of(target: Target) -> str:
+    try:
+        return str(ipaddress.ip_address(target.address))
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(target.address, None, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise HostError(target.name, f"cannot resolve {target.address}: {err}") from None
+    return str(infos[0][4][0])
 
 
 def on_all(
@@ -119,13 +142,19 @@ def on_all(
         return {}
     results: dict[str, T] = {}
     failures: dict[str, BaseException] = {}
-    with ThreadPoolExecutor(max_workers=min(max_workers, len(names))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(max_workers, len(names)))
+    try:
         futures = {name: pool.submit(work, name) for name in names}
         for name, future in futures.items():
             try:
                 results[name] = future.result()
             except Exception as err:
                 failures[name] = err
+    except BaseException:
+        # Ctrl-C: do not wait for remote work that may run for hours; teardown stops it.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     if failures:
-        raise GroupError(what, failures)
+        raise GroupError(what, failures, results)
     return results

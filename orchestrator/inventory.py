@@ -35,6 +35,22 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Remote paths are used in generated scripts: allow a conservative character set only.
 _REMOTE_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
 _RELATIVE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/+-]*$")
+_RESERVED_ENV = frozenset(
+    {
+        "DJANGO_SETTINGS_MODULE",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PATH",
+        "VIRTUAL_ENV",
+        "SECRET_KEY",
+        "DJANGO_SECRET_KEY",
+        "DATABASE_URL",
+    }
+)
+# MySQL's own accounts and schemas: provisioning them would break or expose the server.
+_RESERVED_DB_NAMES = frozenset(
+    {"root", "mysql", "sys", "information_schema", "performance_schema", "mariadb"}
+)
 
 
 @dataclass(frozen=True)
@@ -255,6 +271,12 @@ def _check_roles(top: Section, hosts: list[Host], database: Database) -> None:
     for role in needed:
         if not any(role in h.roles for h in hosts):
             raise top.error("hosts", f"no host has the role '{role}'; every role needs one")
+    servers = [h.name for h in hosts if "server" in h.roles]
+    if len(servers) > 1:
+        # Several servers would share one test database and the client tests only one.
+        raise top.error(
+            "hosts", f"only one host may have the role 'server' for now; found {', '.join(servers)}"
+        )
     dbs = [h.name for h in hosts if "db" in h.roles]
     if dbs and database.mode == "existing":
         raise top.error("hosts", "the database is 'existing': no host may have the role 'db'")
@@ -322,8 +344,16 @@ def _application(top: Section, path: Path) -> Application:
         client.finish()
     env = s.string_map("env")
     for key in env:
-        if not _ENV_NAME.match(key) or key.startswith("READINESS_"):
-            raise s.error("env", f"{key!r} is not an allowed environment variable name")
+        if (
+            not _ENV_NAME.match(key)
+            or key.startswith(("READINESS_", "LD_"))
+            or key in _RESERVED_ENV
+        ):
+            raise s.error(
+                "env",
+                f"{key!r} cannot be set here: readiness sets it itself (settings, secrets, "
+                "interpreter paths), and overriding it would bypass the run's own database",
+            )
     s.finish()
     return Application(
         source=source,
@@ -349,6 +379,8 @@ def _database(top: Section) -> Database:
     for key, value in (("name", name), ("user", user)):
         if not re.match(r"^[A-Za-z0-9_]{1,32}$", value):
             raise s.error(key, f"must be 1-32 letters, digits or underscores; got {value!r}")
+        if value.lower() in _RESERVED_DB_NAMES:
+            raise s.error(key, f"{value!r} is reserved by the database server; choose another")
     port = s.get("port", int, 3307)
     if not 1024 <= port <= 65535:
         raise s.error("port", "must be between 1024 and 65535")

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.appserver import app_environment, client_environment
-from orchestrator.deploy import Layout
 from orchestrator.exceptions import ReadinessError
 from orchestrator.hosts import on_all
 from orchestrator.junit import JUnitError, TestCounts, parse_counts
+from orchestrator.layout import Layout
 from orchestrator.store import RunStore
 from orchestrator.suite import Layer
 from orchestrator.transport import Result, Transport
 from orchestrator.vault import redact
 
-# Statuses: passed, failed (non-zero exit or failing tests), timeout, error (could not
-# run at all), blocked (a gate before it stopped the sequence).
+# Statuses: passed; failed (non-zero exit, failing tests, or no tests reported); timeout;
+# error (could not run at all: the host was lost); blocked (a gate before it stopped).
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class HostRun:
             return "timeout"
         if self.exit_code != 0 or self.tests.failed or self.tests.errors:
             return "failed"
-        if self.problem is not None:  # exit 0 but no JUnit: it may have run nothing at all
-            return "error"
+        if self.problem is not None:  # exit 0 but no JUnit, or none ran: not a pass
+            return "failed"
         return "passed"
 
 
@@ -111,7 +111,7 @@ def layer_script(
     environment = (
         app_environment(layout, venv, env)
         if layer.role == "server"
-        else client_environment(venv, env)
+        else client_environment(layout, venv, env)
     )
     lines = [
         "set -u",
@@ -180,6 +180,8 @@ def run_layer(
                         f"{host}.xml",
                     )
                 )
+                if tests.total == 0:
+                    problem = "the JUnit XML lists no test at all"
             except (ReadinessError, JUnitError, OSError) as err:
                 problem = f"no JUnit XML: {err}"
         return HostRun(
@@ -200,7 +202,8 @@ def run_layer(
     total = TestCounts()
     for r in ordered:
         total = total + r.tests
-    reason = "; ".join(f"{r.host}: {r.problem}" for r in ordered if r.problem) or None
+    problems = redact("; ".join(f"{r.host}: {r.problem}" for r in ordered if r.problem), secrets)
+    reason: str | None = problems or None
     if status == "timeout":
         reason = f"timed out after {layer.timeout_s}s" + (f"; {reason}" if reason else "")
     return LayerOutcome(

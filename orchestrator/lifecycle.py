@@ -10,17 +10,20 @@ failed), 2 configuration error, 3 infrastructure error.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shlex
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from orchestrator import counters
-from orchestrator.appserver import ServerSpec
+from orchestrator.appserver import ServerSpec, stray_kill_script
 from orchestrator.appserver import start_script as server_start_script
 from orchestrator.appserver import stop_script as server_stop_script
 from orchestrator.bundle import build_bundle
@@ -30,9 +33,7 @@ from orchestrator.deploy import (
     Artifacts,
     HostConfig,
     HostNeeds,
-    Layout,
     Probe,
-    PushReport,
     database_instance,
     probe,
     push,
@@ -41,10 +42,11 @@ from orchestrator.deploy import (
     render_wsgi,
     start_database,
 )
-from orchestrator.exceptions import ConfigError, GroupError, ReadinessError
+from orchestrator.exceptions import ConfigError, GroupError, InfrastructureError, ReadinessError
 from orchestrator.hosts import Target, on_all, resolve_targets
 from orchestrator.inventory import Inventory
 from orchestrator.layers import LayerOutcome, run_layer
+from orchestrator.layout import Layout
 from orchestrator.plan import Options, Plan, build_plan
 from orchestrator.store import SCHEMA, RunStore, utc_now
 from orchestrator.transport import Transport
@@ -73,6 +75,8 @@ class Context:
     probes: dict[str, Probe] = field(default_factory=dict)
     artifacts: Artifacts | None = None
     secrets: dict[str, str] = field(default_factory=dict)
+    # Secrets that are not ours but pass through us (an existing database's password).
+    extra_secrets: list[str] = field(default_factory=list)
     db: tuple[str, MariaDBInstance] | None = None
     servers_up: bool = False
     started: float = field(default_factory=time.monotonic)
@@ -95,7 +99,7 @@ class Context:
         return Layout(self.targets[host].deploy_root)
 
     def secret_values(self) -> list[str]:
-        return list(self.secrets.values())
+        return [*self.secrets.values(), *self.extra_secrets]
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,7 @@ def _database_settings(ctx: Context, server: str) -> tuple[str, str, str, str]:
                     field=f"database.{key}",
                 )
             values[key] = os.environ[var]
+        ctx.extra_secrets.append(values["password_env"])
         return (
             values["host_env"],
             values.get("port_env", "3306"),
@@ -221,7 +226,7 @@ def _database_settings(ctx: Context, server: str) -> tuple[str, str, str, str]:
     if ctx.plan.database_link(server) == "socket":
         return instance.socket, "", database.user, ctx.secrets["db_password"]
     return (
-        ctx.targets[db_host].address,
+        ctx.targets[db_host].ip,
         str(instance.port),
         database.user,
         ctx.secrets["db_password"],
@@ -231,15 +236,20 @@ def _database_settings(ctx: Context, server: str) -> tuple[str, str, str, str]:
 def _host_config(ctx: Context, server: str) -> HostConfig:
     app = ctx.inventory.application
     host, port, user, password = _database_settings(ctx, server)
-    address = ctx.targets[server].address
+    target = ctx.targets[server]
     overlay = render_settings_overlay(
         settings=app.settings,
         db_name=ctx.inventory.database.name,
         db_host=host,
         db_port=port,
-        allowed_hosts=list(dict.fromkeys([address, "localhost", "127.0.0.1"])),
+        allowed_hosts=list(dict.fromkeys([target.ip, target.address, "localhost", "127.0.0.1"])),
     )
     url_host = "localhost" if host.startswith("/") else host
+    database_url = (
+        f"mysql://{quote(user, safe='')}:{quote(password, safe='')}@{url_host}:{port or 3306}/"
+        f"{ctx.inventory.database.name}"
+    )
+    ctx.extra_secrets.append(database_url)
     secret_env = {
         "READINESS_DB_USER": user,
         "READINESS_DB_PASSWORD": password,
@@ -247,8 +257,7 @@ def _host_config(ctx: Context, server: str) -> HostConfig:
         # Settings modules that read these at import time must find them set.
         "DJANGO_SECRET_KEY": ctx.secrets["secret_key"],
         "SECRET_KEY": ctx.secrets["secret_key"],
-        "DATABASE_URL": f"mysql://{user}:{password}@{url_host}:{port or 3306}/"
-        f"{ctx.inventory.database.name}",
+        "DATABASE_URL": database_url,
     }
     files = {
         "readiness_settings.py": overlay,
@@ -259,15 +268,18 @@ def _host_config(ctx: Context, server: str) -> HostConfig:
 
 
 def deploy_step(ctx: Context) -> None:
-    """Database first (servers need its address and grants), then code to every host."""
+    """Every host in parallel: its database (if db) and the one stream it lacks (if any).
+
+    Each server's settings are decided here, before any work starts, so a missing
+    environment variable is a configuration error naming the variable, not a host failure.
+    """
     inv = ctx.inventory
-    assert ctx.artifacts is not None
-    steps: list[dict[str, Any]] = []
-    ctx.record["deploy"] = steps
+    artifacts = ctx.artifacts
+    assert artifacts is not None
     db_host = inv.db_host
+    grant: DatabaseGrant | None = None
     if db_host is not None:
-        target = ctx.targets[db_host.name]
-        instance = database_instance(target, inv.database.port)
+        instance = database_instance(ctx.targets[db_host.name], inv.database.port)
         ctx.db = (db_host.name, instance)
         grant = DatabaseGrant(
             name=inv.database.name,
@@ -276,27 +288,36 @@ def deploy_step(ctx: Context) -> None:
             client_hosts=tuple(
                 "localhost"
                 if ctx.plan.database_link(s.name) == "socket"
-                else ctx.targets[s.name].address
+                else ctx.targets[s.name].ip
                 for s in inv.with_role("server")
             ),
         )
-        t0 = time.monotonic()
-        entry = {"host": db_host.name, "component": "db", "status": "running", "duration_s": 0.0}
-        steps.append(entry)
-        try:
-            start_database(ctx.transports[db_host.name], instance, grant)
-            entry["status"] = "ok"
-        except ReadinessError:
-            entry["status"] = "failed"
-            raise
-        finally:
-            entry["duration_s"] = round(time.monotonic() - t0, 3)
-        ctx.progress(db_host.name, "deploy", f"database up on {target.address}:{instance.port}")
+    configs = {s.name: _host_config(ctx, s.name) for s in inv.with_role("server")}
 
-    artifacts = ctx.artifacts
+    steps: list[dict[str, Any]] = [
+        {"host": host.name, "component": component, "status": "running", "duration_s": 0.0}
+        for host in inv.hosts
+        for component in ("db", "server", "client")
+        if component in host.roles and not (component == "db" and grant is None)
+    ]
+    ctx.record["deploy"] = steps
 
-    def one(name: str) -> PushReport:
+    def entries(name: str) -> list[dict[str, Any]]:
+        return [e for e in steps if e["host"] == name]
+
+    def one(name: str) -> None:
         host = ctx.targets[name].host
+        if grant is not None and ctx.db is not None and ctx.db[0] == name:
+            t0 = time.monotonic()
+            start_database(ctx.transports[name], ctx.db[1], grant)
+            for entry in entries(name):
+                if entry["component"] == "db":
+                    entry.update(status="ok", duration_s=round(time.monotonic() - t0, 3))
+            ctx.progress(
+                name, "deploy", f"database up on {ctx.db[1].bind_address}:{ctx.db[1].port}"
+            )
+        if not {"server", "client"} & set(host.roles):
+            return
         venvs = []
         if "server" in host.roles:
             venvs.append(artifacts.server_wheels)
@@ -306,49 +327,51 @@ def deploy_step(ctx: Context) -> None:
             app="server" in host.roles,
             client="client" in host.roles,
             venvs=tuple({w.digest: w for w in venvs}.values()),
-            config=_host_config(ctx, name) if "server" in host.roles else None,
+            config=configs.get(name),
         )
         report = push(
             ctx.transports[name], ctx.layout(name), host.python, needs, artifacts, ctx.probes[name]
         )
+        for entry in entries(name):
+            if entry["component"] != "db":
+                entry.update(
+                    status="ok",
+                    duration_s=round(report.duration_s, 3),
+                    sent=list(report.sent),
+                    bytes_sent=report.bytes_sent,
+                    round_trips=report.round_trips,
+                )
         what = ", ".join(report.sent) or "nothing (up to date)"
         ctx.progress(
             name,
             "deploy",
             f"sent {what} ({report.bytes_sent / 1e6:.1f} MB) in {report.duration_s:.1f}s",
         )
-        return report
 
-    pushing = [h.name for h in inv.hosts if {"server", "client"} & set(h.roles)]
-    for name in pushing:
-        steps += [
-            {"host": name, "component": c, "status": "running", "duration_s": 0.0}
-            for c in ("server", "client")
-            if c in ctx.targets[name].host.roles
-        ]
     try:
-        reports = on_all("deploy", pushing, one)
-        failures: Mapping[str, BaseException] = {}
+        on_all("deploy", [h.name for h in inv.hosts], one)
     except GroupError as err:
-        reports, failures = {}, err.failures
+        for name, failure in err.failures.items():
+            _keep_output(ctx, name, "deploy", failure)
+            for entry in entries(name):
+                if entry["status"] == "running":
+                    entry.update(status="failed", error=redact(str(failure), ctx.secret_values()))
         raise
-    finally:
-        for entry in steps:
-            if entry["component"] == "db":
-                continue
-            host = str(entry["host"])
-            if host in reports:
-                entry.update(
-                    status="ok",
-                    duration_s=round(reports[host].duration_s, 3),
-                    sent=list(reports[host].sent),
-                    bytes_sent=reports[host].bytes_sent,
-                    round_trips=reports[host].round_trips,
-                )
-            elif host in failures:
-                entry.update(
-                    status="failed", error=redact(str(failures[host]), ctx.secret_values())
-                )
+
+
+def _keep_output(ctx: Context, host: str, step: str, failure: BaseException) -> None:
+    """A failed step's full output goes to logs/<host>/<step>.log (the message has one line)."""
+    stdout, stderr = getattr(failure, "stdout", ""), getattr(failure, "stderr", "")
+    if stdout or stderr:
+        ctx.store.write_text(
+            redact(
+                f"{failure}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n",
+                ctx.secret_values(),
+            ),
+            "logs",
+            host,
+            f"{step}.log",
+        )
 
 
 def _server_spec(ctx: Context, name: str) -> ServerSpec:
@@ -359,7 +382,7 @@ def _server_spec(ctx: Context, name: str) -> ServerSpec:
         layout=layout,
         venv=layout.venv(ctx.artifacts.server_wheels.digest),
         mode=app.server_mode,
-        address=ctx.targets[name].address,
+        address=ctx.targets[name].ip,
         port=app.server_port,
         fixtures=app.fixtures,
         health_path=app.health_path,
@@ -372,7 +395,9 @@ def start_servers(ctx: Context) -> None:
 
     def one(name: str) -> None:
         spec = _server_spec(ctx, name)
-        ctx.transports[name].run(server_start_script(spec), timeout=300).check()
+        ctx.transports[name].run(server_start_script(spec), timeout=300).check(
+            f"starting the {spec.mode}"
+        )
         ctx.progress(name, "server", f"{spec.mode} healthy at {spec.url}")
 
     ctx.servers_up = True
@@ -390,16 +415,17 @@ def stop_servers(ctx: Context) -> None:
 
 
 def snapshot_counters(ctx: Context) -> dict[str, dict[str, int]]:
-    """Every host's TCP counters, in parallel; a host that fails to answer is left out."""
+    """Every host's TCP counters, in parallel; a host that does not answer gets ``{}``
+    and never costs the other hosts their evidence."""
 
     def one(name: str) -> dict[str, int]:
-        result = ctx.transports[name].run(counters.SNAPSHOT_SCRIPT, timeout=30)
+        try:
+            result = ctx.transports[name].run(counters.SNAPSHOT_SCRIPT, timeout=30)
+        except ReadinessError:
+            return {}
         return counters.parse(result.stdout) if result.ok else {}
 
-    try:
-        return on_all("reading TCP counters", ctx.targets, one)
-    except GroupError as err:
-        return {name: {} for name in err.failures}
+    return on_all("reading TCP counters", ctx.targets, one)
 
 
 def layers_step(ctx: Context) -> None:
@@ -465,26 +491,56 @@ def layers_step(ctx: Context) -> None:
             blocked_by = f"layer '{layer.name}' {outcome.status}"
 
 
+LOG_TAIL_BYTES = 1 << 20
+
+
+def _collect_service_logs(ctx: Context, name: str) -> None:
+    """The server's and the database's own logs, for the run record (last 1 MiB each)."""
+    layout = ctx.layout(name)
+    files = [("server.log", f"{layout.run}/server.log")]
+    if ctx.db is not None and ctx.db[0] == name:
+        files.append(("mysqld.err", ctx.db[1].error_log))
+    for label, path in files:
+        result = ctx.transports[name].run(
+            f"[ -f {shlex.quote(path)} ] && tail -c {LOG_TAIL_BYTES} {shlex.quote(path)}",
+            timeout=60,
+        )
+        if result.ok and result.stdout:
+            ctx.store.write_text(redact(result.stdout, ctx.secret_values()), "logs", name, label)
+
+
 def teardown_step(ctx: Context) -> None:
-    """Stop servers and databases on every host and remove secrets; never raises."""
-    if ctx.plan.options.keep:
-        return
+    """Keep the services' logs, then stop servers, databases and anything a layer left
+    running, and remove secrets; never raises."""
+    t0 = time.monotonic()
     failures: dict[str, str] = {}
 
     def one(name: str) -> None:
         layout = ctx.layout(name)
-        script = server_stop_script(layout)
+        with contextlib.suppress(ReadinessError):  # the host may be gone; still try to stop
+            _collect_service_logs(ctx, name)
+        if ctx.plan.options.keep:
+            return
+        script = server_stop_script(layout) + stray_kill_script(layout)
         if ctx.db is not None and ctx.db[0] == name:
             script += db_stop_script(ctx.db[1])
-        script += f"rm -f {layout.secrets} {layout.etc}/.readiness-digest\n"
-        ctx.transports[name].run(script, timeout=120).check()
+        script += (
+            f"rm -f {shlex.quote(layout.secrets)} {shlex.quote(layout.etc)}/.readiness-digest\n"
+            f"rm -rf {shlex.quote(layout.results(ctx.store.run_id))}\n"
+        )
+        ctx.transports[name].run(script, timeout=120).check("teardown")
 
     try:
-        on_all("teardown", [n for n in ctx.transports], one)
+        on_all("teardown", list(ctx.transports), one)
     except GroupError as err:
-        failures = {k: str(v) for k, v in err.failures.items()}
-    ctx.record["teardown"] = {"status": "failed" if failures else "ok", "failures": failures}
-    ctx.progress("all", "teardown", "failed on " + ", ".join(failures) if failures else "done")
+        failures = {k: redact(str(v), ctx.secret_values()) for k, v in err.failures.items()}
+    ctx.record["teardown"] = {
+        "status": "skipped (--keep)" if ctx.plan.options.keep else "failed" if failures else "ok",
+        "failures": failures,
+        "duration_s": round(time.monotonic() - t0, 3),
+    }
+    if not ctx.plan.options.keep:
+        ctx.progress("all", "teardown", "failed on " + ", ".join(failures) if failures else "done")
 
 
 STEPS: tuple[Step, ...] = (
@@ -501,6 +557,10 @@ STEPS: tuple[Step, ...] = (
 
 def _verdict(ctx: Context) -> tuple[str, int, list[str]]:
     layers = ctx.record.get("layers", [])
+    broken = [layer for layer in layers if layer["status"] == "error"]
+    if broken:  # could not run at all (a host lost mid-layer): infrastructure, not the app
+        reasons = [f"layer '{layer['name']}' could not run: {layer['reason']}" for layer in broken]
+        return "error", EXIT_INFRA, reasons
     failed = [layer for layer in layers if layer["status"] not in ("passed", "blocked")]
     if failed:
         reasons = [f"layer '{layer['name']}' {layer['status']}" for layer in failed]
@@ -516,7 +576,36 @@ def execute(
     steps: tuple[Step, ...] = STEPS,
 ) -> Outcome:
     """Run the whole job; always leaves a run directory with run.json."""
-    store = RunStore.create(root / "reports" / "runs", plan.inventory.name)
+    with _inventory_lock(root / ".state" / plan.inventory.name):
+        return _execute(plan, root, say, steps)
+
+
+@contextlib.contextmanager
+def _inventory_lock(state: Path) -> Iterator[None]:
+    """One run per inventory at a time: two would share deploy roots, ports and databases."""
+    try:
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = (state / "lock").open("w")
+    except OSError as err:
+        raise InfrastructureError(f"cannot create the state folder {state}: {err}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InfrastructureError(
+                f"another readiness run of this inventory is in progress (it holds "
+                f"{state / 'lock'}); wait for it to finish"
+            ) from None
+        yield
+
+
+def _execute(
+    plan: Plan, root: Path, say: Callable[[str], None], steps: tuple[Step, ...]
+) -> Outcome:
+    try:
+        store = RunStore.create(root / "reports" / "runs", plan.inventory.name)
+    except OSError as err:
+        raise InfrastructureError(f"cannot create a run directory under {root}: {err}") from None
     ctx = Context(root=root, plan=plan, store=store, say=say)
     ctx.record.update(
         schema=SCHEMA,
@@ -580,8 +669,12 @@ def execute(
                 transport.close()
         _mark_unrun_layers(ctx, reasons)
         ctx.record.update(verdict=verdict, reasons=reasons, finished_at=utc_now())
-        ctx.save()
-        _render_summary(ctx)
+        try:
+            ctx.save()
+            _render_summary(ctx)
+        except OSError as err:  # disk full, folder removed: say so, never a traceback
+            say(f"readiness: could not write the run record in {store.dir}: {err}")
+            exit_code = EXIT_INFRA
     say(f"readiness: verdict {verdict}" + (f" ({'; '.join(reasons)})" if reasons else ""))
     say(f"readiness: run record {store.dir / 'run.json'}")
     if plan.options.keep:

@@ -15,7 +15,6 @@ from orchestrator.deploy import (
     Artifacts,
     HostConfig,
     HostNeeds,
-    Layout,
     Probe,
     install_script,
     missing,
@@ -24,6 +23,7 @@ from orchestrator.deploy import (
     push_stream,
     render_settings_overlay,
 )
+from orchestrator.layout import Layout
 from orchestrator.transport import FakeTransport
 from orchestrator.wheelhouse import Wheelhouse
 
@@ -212,3 +212,29 @@ def test_wheelhouse_digest_follows_included_requirement_files(tmp_path: Path) ->
     (tmp_path / "base.txt").write_text("Django>=5.1\n")
     assert digest_of([tmp_path / "prod.txt"], ["PyMySQL"], "cp311") != before
     assert digest_of([tmp_path / "prod.txt"], ["PyMySQL", "x"], "cp311") != before
+
+
+def test_bundles_resolve_links_leading_outside_and_skip_sockets(tmp_path: Path) -> None:
+    import socket
+
+    from orchestrator.exceptions import ConfigError
+
+    outside = tmp_path / "shared.env"
+    outside.write_text("A=1\n")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "real.py").write_text("x = 1\n")
+    (src / "alias.py").symlink_to("real.py")  # inside: stays a link
+    (src / ".env").symlink_to(outside)  # outside: shipped as the file itself
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(src / "left.sock"))
+        bundle = build_bundle(src)
+    import gzip
+
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(bundle.data))) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert set(members) == {"real.py", "alias.py", ".env"}
+    assert members["alias.py"].issym() and members[".env"].isfile()
+    (src / "data").symlink_to(tmp_path)  # a folder outside: refused, naming the link
+    with pytest.raises(ConfigError, match="data"):
+        build_bundle(src)

@@ -91,6 +91,21 @@ BAD_CASES = {
         2,
         "hosts[0].connection",
     ),
+    "two servers": (
+        CLUSTER.replace("roles: [client]}", "roles: [client, server]}"),
+        2,
+        "hosts",
+    ),
+    "env bypassing the overlay": (
+        SINGLE + "  env: {DJANGO_SETTINGS_MODULE: mysite.prod}\n",
+        11,
+        "application.env",
+    ),
+    "root as the app's database user": (
+        SINGLE + "database: {user: root}\n",
+        11,
+        "database.user",
+    ),
     "ssh host without address": (
         "hosts:\n  - {name: a, roles: [db, server, client]}\n" + APPLICATION,
         2,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.deploy import Layout
+from orchestrator.exceptions import HostError
 from orchestrator.layers import LayerOutcome, layer_script, run_layer
+from orchestrator.layout import Layout
 from orchestrator.store import RunStore
 from orchestrator.suite import Layer
-from orchestrator.transport import FakeTransport
+from orchestrator.transport import FakeTransport, Result
 
 LAYER = Layer("unit", "server", "python -m pytest", ("database",), 60, "stop")
 PASSING = b'<testsuite><testcase name="a"/><testcase name="b"/></testsuite>'
@@ -59,9 +60,9 @@ def test_a_timeout_is_its_own_status_with_a_reason(tmp_path: Path) -> None:
     assert outcome.reason is not None and "timed out after 60s" in outcome.reason
 
 
-def test_exit_zero_without_junit_is_an_error_not_a_pass(tmp_path: Path) -> None:
+def test_exit_zero_without_junit_is_a_failure_not_a_pass(tmp_path: Path) -> None:
     _, outcome = _run(tmp_path, FakeTransport("h1"))
-    assert outcome.status == "error"
+    assert outcome.status == "failed"
     assert outcome.reason is not None and "no JUnit XML" in outcome.reason
 
 
@@ -94,3 +95,20 @@ def test_server_layers_get_settings_and_secrets_client_layers_do_not() -> None:
     assert "export READINESS_BASE_URL=http://h:1" in client
     assert "export A='b c'" in client
     assert client.rstrip().endswith("pytest it")
+
+
+def test_a_junit_file_without_tests_is_not_a_pass(tmp_path: Path) -> None:
+    fake = FakeTransport("h1")
+    fake.files["/srv/r/results/run1/unit.xml"] = b"<testsuite/>"
+    _, outcome = _run(tmp_path, fake)
+    assert outcome.status == "failed"
+    assert outcome.reason is not None and "no test" in outcome.reason
+
+
+def test_a_lost_host_is_an_error_not_a_failure(tmp_path: Path) -> None:
+    class Lost(FakeTransport):
+        def run(self, script: str, **kw: object) -> Result:
+            raise HostError(self.name, "connection closed without an exit status")
+
+    _, outcome = _run(tmp_path, Lost("h1"))
+    assert outcome.status == "error"

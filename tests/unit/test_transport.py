@@ -37,9 +37,11 @@ def test_result_ok_and_check() -> None:
     assert good.ok and good.check() is good
     bad = Result("false\nmore", 3, "o", "first\nlast words\n", 0.2, host="h1")
     assert not bad.ok
-    with pytest.raises(HostError, match=r"exited with code 3.*last words") as err:
+    with pytest.raises(HostError, match=r"failed with exit code 3: first / last words") as err:
         bad.check()
     assert err.value.host == "h1" and err.value.stderr == bad.stderr
+    with pytest.raises(HostError, match=r"^host 'h1': starting the database failed"):
+        bad.check("starting the database")
     late = Result("sleep 9", TIMEOUT_EXIT_CODE, "", "", 1.0, timed_out=True, host="h2")
     assert not late.ok
     with pytest.raises(HostError, match="timed out"):
@@ -166,11 +168,14 @@ def test_local_timeout_also_kills_what_ignores_term(local: LocalTransport) -> No
     assert result.duration_s < 5
 
 
-def test_local_leaves_no_temporary_script_behind(local: LocalTransport) -> None:
-    before = set(Path("/tmp").glob("readiness-run.*"))
+def test_local_leaves_no_temporary_script_behind(
+    local: LocalTransport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A private TMPDIR: other runs on this machine use /tmp at the same time.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     local.run("true")
     local.run("sleep 5", timeout=0.2)
-    assert set(Path("/tmp").glob("readiness-run.*")) <= before
+    assert list(tmp_path.glob("readiness-run.*")) == []
 
 
 def test_local_put_and_get(local: LocalTransport, tmp_path: Path) -> None:
