@@ -1,0 +1,9 @@
+"""URL configuration for mysite."""
+
+from django.urls import include, path
+from notes import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("api/v1/", include("notes.urls")),
+]
