@@ -296,18 +296,29 @@ def install_script(
                 f"echo {q(digest)} > {q(target)}.new/{DIGEST_FILE}",
                 f"rm -rf {q(target)}; mv {q(target)}.new {q(target)}",
             ]
-    for part in parts:
-        if not part.startswith("wheels-"):
-            continue
-        digest = part.removeprefix("wheels-")
-        venv = q(layout.venv(digest))
+    # Virtualenvs build in parallel (a host with both roles needs two): pip is mostly
+    # single-threaded, and the cold deploy of an all-on-one host is dominated by it.
+    venv_parts = [part for part in parts if part.startswith("wheels-")]
+    if venv_parts:
+        lines += [f"mkdir -p {root}/venvs", "pids=''"]
+    for part in venv_parts:
+        venv = q(layout.venv(part.removeprefix("wheels-")))
         lines += [
-            f"rm -rf {venv}; mkdir -p {root}/venvs",
-            f"{q(python)} -m venv --without-pip {venv}",
-            f'pipwhl=$(ls "$inc/{part}"/pip-*.whl | head -n 1)',
-            f'{venv}/bin/python "$pipwhl/pip" install --quiet --no-index --no-deps'
+            "(",
+            f"  rm -rf {venv}",
+            f"  {q(python)} -m venv --without-pip {venv}",
+            f'  pipwhl=$(ls "$inc/{part}"/pip-*.whl | head -n 1)',
+            f'  {venv}/bin/python "$pipwhl/pip" install --quiet --no-index --no-deps'
             f' --disable-pip-version-check "$inc/{part}"/*.whl',
-            f"touch {venv}/.complete",
+            f"  touch {venv}/.complete",
+            ") &",
+            'pids="$pids $!"',
+        ]
+    if venv_parts:
+        lines += [
+            "for pid in $pids; do",
+            '  wait "$pid" || { echo "building a virtualenv failed" >&2; exit 14; }',
+            "done",
         ]
     if "etc" in parts:
         assert needs.config is not None
