@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import platform
 import shlex
+import sys
 import tarfile
 import time
 from collections.abc import Mapping
@@ -148,6 +150,7 @@ echo "fact.hostname=$(hostname 2>/dev/null)"
 echo "fact.kernel=$(uname -sr)"
 echo "fact.cpus=$(nproc 2>/dev/null)"
 echo "fact.python=$({q(python)} -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)"
+echo "fact.machine=$(uname -m)"
 echo "fact.python_venv=$({q(python)} -c 'import venv; print(1)' 2>/dev/null)"
 server=$(command -v mariadbd || command -v mysqld || true)
 echo "fact.mariadbd=$([ -n "$server" ] && "$server" --version 2>/dev/null | head -n 1)"
@@ -236,6 +239,24 @@ def missing(needs: HostNeeds, found: Probe, artifacts: Artifacts) -> list[str]:
     if needs.config is not None and found.markers.get("etc") != needs.config.digest:
         parts.append("etc")
     return list(dict.fromkeys(parts))
+
+
+def check_wheels_fit(host: str, facts: Mapping[str, str], houses: tuple[Wheelhouse, ...]) -> None:
+    """Binary wheels built on the control node install only on the same Python and CPU."""
+    control_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    host_python = ".".join(facts.get("python", "").split(".")[:2])
+    for house in houses:
+        tags = house.binary_tags
+        if tags is None:
+            continue
+        if host_python != control_python or facts.get("machine") != platform.machine():
+            raise HostError(
+                host,
+                f"has Python {host_python or '?'} on {facts.get('machine') or '?'}, but the "
+                f"wheelhouse holds binary wheels for Python {control_python} on "
+                f"{platform.machine()} ({tags[0]}, {tags[1]}); run readiness with that Python "
+                "version, or point the host's 'python' at a matching interpreter",
+            )
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:

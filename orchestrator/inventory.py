@@ -315,7 +315,10 @@ def _application(top: Section, path: Path) -> Application:
             raise s.error("requirements", f"file {source / req} does not exist")
     fixtures = tuple(_relative(s, "fixtures", f) for f in s.string_list("fixtures", ()))
     for fixture in fixtures:
-        if not (source / fixture).is_file():
+        # A bare label ("initial_data") is Django's to find in the apps' fixtures folders;
+        # a path must exist, or the run would fail much later on the host.
+        is_label = "/" not in fixture and "." not in fixture
+        if not is_label and not (source / fixture).is_file():
             raise s.error("fixtures", f"file {source / fixture} does not exist")
     server = s.section("server")
     mode, port, health = "testserver", 8000, "/"

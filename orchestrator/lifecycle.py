@@ -34,6 +34,7 @@ from orchestrator.deploy import (
     HostConfig,
     HostNeeds,
     Probe,
+    check_wheels_fit,
     database_instance,
     probe,
     push,
@@ -323,6 +324,7 @@ def deploy_step(ctx: Context) -> None:
             venvs.append(artifacts.server_wheels)
         if "client" in host.roles:
             venvs.append(artifacts.client_wheels)
+        check_wheels_fit(name, ctx.probes[name].facts, tuple(venvs))
         needs = HostNeeds(
             app="server" in host.roles,
             client="client" in host.roles,

@@ -35,6 +35,19 @@ class Wheelhouse:
         return tuple(sorted(self.path.glob("*.whl")))
 
     @property
+    def binary_tags(self) -> tuple[str, str] | None:
+        """(python tag, platform tag) of the first wheel that is not pure Python, if any.
+
+        Such a wheel installs only on a host with the control node's Python version and
+        machine architecture; pure wheels (``none-any``) install anywhere.
+        """
+        for wheel in self.wheels:
+            parts = wheel.stem.split("-")
+            if len(parts) >= 5 and parts[-1] != "any":
+                return parts[-3], parts[-1]
+        return None
+
+    @property
     def pip_wheel(self) -> Path:
         for wheel in self.wheels:
             if wheel.name.startswith("pip-"):
@@ -96,11 +109,19 @@ def build_wheelhouse(
     tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=cache_root))
     cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tmp), "pip"]
     for req in requirements:
-        cmd += ["-r", str(req)]
+        cmd += ["-r", str(req.resolve())]
     cmd += list(extras)
     try:
+        # From the requirement file's folder: '-e .' and './libs/x' lines are relative
+        # to it, as they are when a developer runs pip there.
+        cwd = requirements[0].parent if requirements else None
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
         )
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])

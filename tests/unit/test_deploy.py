@@ -238,3 +238,23 @@ def test_bundles_resolve_links_leading_outside_and_skip_sockets(tmp_path: Path) 
     (src / "data").symlink_to(tmp_path)  # a folder outside: refused, naming the link
     with pytest.raises(ConfigError, match="data"):
         build_bundle(src)
+
+
+def test_binary_wheels_must_match_the_hosts_python_and_cpu(tmp_path: Path) -> None:
+    import platform
+
+    from orchestrator.deploy import check_wheels_fit
+    from orchestrator.exceptions import HostError
+
+    (tmp_path / "Django-5.2-py3-none-any.whl").write_bytes(b"")
+    pure = Wheelhouse(tmp_path, "p")
+    assert pure.binary_tags is None
+    check_wheels_fit("h1", {"python": "3.9.2", "machine": "aarch64"}, (pure,))  # anything goes
+
+    (tmp_path / "hypothesis-6.1-cp311-cp311-manylinux_2_17_x86_64.whl").write_bytes(b"")
+    binary = Wheelhouse(tmp_path, "b")
+    assert binary.binary_tags == ("cp311", "manylinux_2_17_x86_64")
+    here = {"python": "{}.{}.0".format(*sys.version_info[:2]), "machine": platform.machine()}
+    check_wheels_fit("h1", here, (binary,))
+    with pytest.raises(HostError, match=r"h1.*Python 3\.9"):
+        check_wheels_fit("h1", {"python": "3.9.2", "machine": platform.machine()}, (binary,))

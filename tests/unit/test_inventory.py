@@ -156,3 +156,10 @@ def test_shipped_inventories_and_their_suite_validate(name: str) -> None:
     assert [s.layer.name for s in plan.layers] == ["django-unit", "python-unit", "rest-integration"]
     expected = "all-on-one" if name == "single" else "distributed"
     assert plan.topology == expected
+
+
+def test_fixtures_may_be_django_labels_or_existing_files(app_dir: Path, write_yaml: Write) -> None:
+    inv = load_inventory(write_yaml("l.yaml", SINGLE.replace("[fixtures.json]", "[initial]")))
+    assert inv.application.fixtures == ("initial",)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_inventory(write_yaml("m.yaml", SINGLE.replace("[fixtures.json]", "[missing.json]")))

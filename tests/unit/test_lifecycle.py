@@ -17,7 +17,7 @@ from orchestrator.inventory import load_inventory
 from orchestrator.lifecycle import Context, Step, execute, layers_step
 from orchestrator.plan import Options, Plan, build_plan
 from orchestrator.suite import load_suite
-from orchestrator.transport import FakeTransport
+from orchestrator.transport import FakeTransport, Result
 from orchestrator.wheelhouse import Wheelhouse
 from tests.unit.conftest import SINGLE, SUITE
 
@@ -178,3 +178,19 @@ def test_a_bug_in_readiness_keeps_the_record_and_the_traceback(
     assert record["reasons"][0].startswith("internal error: ZeroDivisionError")
     run_dir = tmp_path / "reports" / "runs" / record["run_id"]
     assert "ZeroDivisionError" in (run_dir / "logs" / "orchestrator.log").read_text()
+
+
+def test_a_host_lost_during_a_layer_is_exit_3_not_not_ready(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    class Vanishing(JunitEverywhere):
+        def run(self, script: str, **kw: Any) -> Result:
+            if "pytest pure" in script:
+                raise HostError(self.name, "connection closed without an exit status")
+            return super().run(script, **kw)
+
+    code, record, _ = run(tmp_path, plan_for(Options()), Vanishing("h1"))
+    assert code == 3 and record["verdict"] == "error"
+    assert "could not run" in record["reasons"][0]
+    # "pure" has gate continue, so the sequence goes on; the verdict is still an error.
+    assert [layer["status"] for layer in record["layers"]] == ["passed", "error", "passed"]
