@@ -14,13 +14,9 @@ Uses its own lab prefix, subnet and state folder; needs root. Run:
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,52 +24,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.lab import lab_down  # noqa: E402
+from tests.e2e.support import BROKER_APPLICATION, lab_section, run_readiness  # noqa: E402
 
 PREFIX = "bd"
 SUBNET = "10.213.76.0/24"
-BROKER = ROOT / "sut" / "broker"
-APPLICATION = f"""
-application:
-  source: {BROKER}
-  settings: broker.settings
-  requirements: requirements.txt
-  fixtures: [fixtures/known.json]
-  server: {{mode: testserver, port: 8000, health: /api/health}}
-  client: {{source: integration, requirements: integration/requirements.txt}}
-database: {{mode: managed, name: broker, user: broker, port: 3307}}
-suite: broker
-"""
-LAB = f"lab: {{prefix: {PREFIX}, subnet: '{SUBNET}', hosts: 4}}\n"
-SINGLE = LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + APPLICATION
+LAB = lab_section(PREFIX, SUBNET, 4)
+SINGLE = LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + BROKER_APPLICATION
 CLUSTER = (
     LAB
     + "hosts:\n  - {name: h2, roles: [db]}\n  - {name: h3, roles: [server]}\n"
     + "  - {name: h4, roles: [client]}\n"
-    + APPLICATION
+    + BROKER_APPLICATION
 )
 NOOP_SUITE = "layers:\n  - {name: noop, role: server, command: 'true', junit: false}\n"
 
 
 def readiness(work: Path, name: str, text: str, *args: str) -> dict[str, Any]:
     """Run the CLI; its record, with the process's own wall time added as ``_wall_s``."""
-    inventory = work / f"{name}.yaml"
-    inventory.write_text(text)
-    env = dict(os.environ, READINESS_WORKDIR=str(work), READINESS_LAB_DIR=str(work / "lab"))
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "invoke", "readiness", f"--inventory={inventory}", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    match = re.search(r"run record (\S+/run\.json)", proc.stdout)
-    if proc.returncode != 0 or not match:
-        sys.exit(f"readiness failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    record: dict[str, Any] = json.loads(Path(match.group(1)).read_text())
-    record["_wall_s"] = time.monotonic() - started
-    return record
+    run = run_readiness(work, name, text, *args)
+    if run.code != 0:
+        sys.exit(f"readiness failed (exit {run.code}):\n{run.diagnostics()}")
+    return {**run.record, "_wall_s": run.wall_s}
 
 
 def step_s(record: dict[str, Any], name: str) -> float:

@@ -157,7 +157,7 @@ def load_inventory(path: Path) -> Inventory:
     lab = _lab(top)
     hosts: list[Host] = []
     for section in top.sections("hosts"):
-        host = _host(section, lab is not None)
+        host = _host(section, lab is not None, path.parent)
         if any(h.name == host.name for h in hosts):
             raise section.error("name", f"host name '{host.name}' is used twice")
         hosts.append(host)
@@ -201,7 +201,7 @@ def _lab(top: Section) -> Lab | None:
     return lab
 
 
-def _host(s: Section, lab: bool) -> Host:
+def _host(s: Section, lab: bool, base: Path) -> Host:
     name = s.get("name", str, required=True)
     if not _NAME.match(name):
         raise s.error("name", "must be letters, digits, '.', '_' or '-' (at most 63)")
@@ -249,8 +249,9 @@ def _host(s: Section, lab: bool) -> Host:
         address=address,
         user=user,
         port=port,
-        key_file=Path(key_file).expanduser() if key_file else None,
-        known_hosts=Path(known_hosts).expanduser() if known_hosts else None,
+        # Relative paths are relative to the inventory file, like application.source.
+        key_file=base / Path(key_file).expanduser() if key_file else None,
+        known_hosts=base / Path(known_hosts).expanduser() if known_hosts else None,
         deploy_root=deploy_root,
         python=python,
     )

@@ -7,44 +7,27 @@ The lab here has its own prefix, subnet and state folder, so it coexists with a 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.lab import lab_down
 from tests.e2e.conftest import lab_unavailable
+from tests.e2e.support import BROKER_APPLICATION, lab_section, lab_workdir, run_readiness
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-BROKER = ROOT / "sut" / "broker"
 PREFIX = "re"
 SUBNET = "10.213.75.0/24"
-
-APPLICATION = f"""
-application:
-  source: {BROKER}
-  settings: broker.settings
-  requirements: requirements.txt
-  fixtures: [fixtures/known.json]
-  server: {{mode: testserver, port: 8000, health: /api/health}}
-  client: {{source: integration, requirements: integration/requirements.txt}}
-database: {{mode: managed, name: broker, user: broker, port: 3307}}
-suite: broker
-"""
-LAB = f"lab: {{prefix: {PREFIX}, subnet: '{SUBNET}', hosts: 4}}\n"
-SINGLE = LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + APPLICATION
+LAB = lab_section(PREFIX, SUBNET, 4)
+SINGLE = LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + BROKER_APPLICATION
 CLUSTER = (
     LAB
     + "hosts:\n  - {name: h2, roles: [db]}\n  - {name: h3, roles: [server]}\n"
     + "  - {name: h4, roles: [client]}\n"
-    + APPLICATION
+    + BROKER_APPLICATION
 )
 # A quick suite for the tests about the sequence itself rather than the broker's tests.
 QUICK_SUITE = """
@@ -69,31 +52,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     reason = lab_unavailable()
     if reason:
         pytest.fail(f"end-to-end tests need a lab: {reason}")
-    base = tmp_path_factory.mktemp("readiness")
-    try:
+    with lab_workdir(tmp_path_factory.mktemp("readiness"), PREFIX) as base:
         yield base
-    finally:
-        lab_down(prefix=PREFIX, state_dir=base / "lab" / PREFIX)
 
 
 def readiness(workdir: Path, name: str, text: str, *args: str) -> tuple[int, str, dict[str, Any]]:
-    """Run the CLI as a user would; its exit code, output and the run record it wrote."""
-    inventory = workdir / f"{name}.yaml"
-    inventory.write_text(text)
-    env = dict(os.environ, READINESS_WORKDIR=str(workdir), READINESS_LAB_DIR=str(workdir / "lab"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "invoke", "readiness", f"--inventory={inventory}", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    output = proc.stdout + proc.stderr
-    match = re.search(r"run record (\S+/run\.json)", output)
-    assert match, f"no run record announced (exit {proc.returncode}):\n{output[-4000:]}"
-    record = json.loads(Path(match.group(1)).read_text())
-    return proc.returncode, output, record
+    run = run_readiness(workdir, name, text, *args)
+    return run.code, run.diagnostics(), run.record
 
 
 def quick_suite(workdir: Path, first: str) -> Path:
@@ -170,7 +135,7 @@ def test_an_unreachable_host_is_exit_3_names_the_host_and_keeps_the_record(
         "    user: root\n"
         f"    key_file: {lab_dir / 'id_ed25519'}\n"
         f"    known_hosts: {lab_dir / 'known_hosts'}\n"
-        "    roles: [db, server, client]\n" + APPLICATION
+        "    roles: [db, server, client]\n" + BROKER_APPLICATION
     )
     code, output, record = readiness(workdir, "ghost", text)
     assert code == 3, output[-4000:]

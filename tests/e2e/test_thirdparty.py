@@ -10,24 +10,17 @@ removed at the end.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from orchestrator.lab import lab_down
 from tests.e2e.conftest import lab_unavailable
+from tests.e2e.support import Run, lab_section, lab_workdir, run_readiness
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = Path(__file__).resolve().parent / "thirdparty"
 PREFIX = "tp"
 SUBNET = "10.213.77.0/24"
@@ -45,7 +38,7 @@ application:
 database: {{mode: managed, name: notes, user: notes, port: 3307}}
 suite: {PROJECT / "readiness-suite.yaml"}
 """
-LAB = f"lab: {{prefix: {PREFIX}, subnet: '{SUBNET}', hosts: 2}}\n"
+LAB = lab_section(PREFIX, SUBNET, 2)
 ALL_ON_ONE = LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + APPLICATION
 DISTRIBUTED = (
     LAB + "hosts:\n  - {name: h1, roles: [db]}\n  - {name: h2, roles: [server, client]}\n"
@@ -57,44 +50,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     reason = lab_unavailable()
     if reason:
         pytest.fail(f"end-to-end tests need a lab: {reason}")
-    base = tmp_path_factory.mktemp("thirdparty")
-    try:
+    with lab_workdir(tmp_path_factory.mktemp("thirdparty"), PREFIX) as base:
         yield base
-    finally:
-        lab_down(prefix=PREFIX, state_dir=base / "lab" / PREFIX)
 
 
-def readiness(workdir: Path, name: str, text: str) -> tuple[int, str, dict[str, Any], Path]:
-    """Run the CLI as a user would: its exit code, output, run record and run folder."""
-    inventory = workdir / f"{name}.yaml"
-    inventory.write_text(text)
-    env = dict(os.environ, READINESS_WORKDIR=str(workdir), READINESS_LAB_DIR=str(workdir / "lab"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "invoke", "readiness", f"--inventory={inventory}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    output = proc.stdout + proc.stderr
-    match = re.search(r"run record (\S+/run\.json)", output)
-    assert match, f"no run record announced (exit {proc.returncode}):\n{output[-4000:]}"
-    record_path = Path(match.group(1))
-    return proc.returncode, output, json.loads(record_path.read_text()), record_path.parent
-
-
-def diagnostics(output: str, run_dir: Path) -> str:
-    """The command's output and the end of every log the run kept, for a failure message."""
-    parts = [output[-4000:]]
-    for log in sorted(run_dir.glob("logs/*/*.log")):
-        parts.append(f"--- {log.relative_to(run_dir)} ---\n{log.read_text()[-3000:]}")
-    return "\n".join(parts)
-
-
-def assert_ready(code: int, output: str, record: dict[str, Any], run_dir: Path) -> None:
-    assert code == 0, diagnostics(output, run_dir)
-    assert record["verdict"] == "ready", diagnostics(output, run_dir)
+def assert_ready(run: Run) -> None:
+    record, run_dir = run.record, run.run_dir
+    assert run.code == 0, run.diagnostics()
+    assert record["verdict"] == "ready", run.diagnostics()
     layers = {layer["name"]: layer for layer in record["layers"]}
     assert [(name, layer["status"]) for name, layer in layers.items()] == [
         ("django-tests", "passed"),
@@ -111,15 +74,17 @@ def assert_ready(code: int, output: str, record: dict[str, Any], run_dir: Path) 
 
 
 def test_all_on_one_host_deploys_the_unseen_project_and_is_ready(workdir: Path) -> None:
-    code, output, record, run_dir = readiness(workdir, "thirdparty-single", ALL_ON_ONE)
-    assert_ready(code, output, record, run_dir)
+    run = run_readiness(workdir, "thirdparty-single", ALL_ON_ONE)
+    assert_ready(run)
+    record = run.record
     assert record["topology"] == "all-on-one"
     assert record["database_links"] == {"h1": "socket"}
 
 
 def test_distributed_deploys_the_unseen_project_and_is_ready(workdir: Path) -> None:
-    code, output, record, run_dir = readiness(workdir, "thirdparty-distributed", DISTRIBUTED)
-    assert_ready(code, output, record, run_dir)
+    run = run_readiness(workdir, "thirdparty-distributed", DISTRIBUTED)
+    assert_ready(run)
+    record = run.record
     assert record["topology"] == "distributed"
     assert record["database_links"] == {"h2": "tcp"}
     assert {h["name"] for h in record["hosts"]} == {"h1", "h2"}
