@@ -126,7 +126,7 @@ WORK = Path(os.environ.get("READINESS_WORKDIR") or ROOT)
 )
 def readiness(
     c: Context,
-    inventory: str,
+    inventory: str | None = None,
     suite: str | None = None,
     dry_run: bool = False,
     keep_going: bool = False,
@@ -134,8 +134,15 @@ def readiness(
 ) -> None:
     """Deploy db, server and client, run the layers in order, record the run (exit 0 = ready)."""
     with _exits():
+        from orchestrator.exceptions import ConfigError
         from orchestrator.lifecycle import execute, load_plan
         from orchestrator.plan import Options
+
+        if not inventory:
+            raise ConfigError(
+                "--inventory is required: a name in inventories/ (single, cluster) or a path "
+                "to an inventory file, e.g. `invoke readiness --inventory=single`"
+            )
 
         plan = load_plan(
             ROOT, inventory, suite, Options(keep_going=keep_going, keep=keep, dry_run=dry_run)
