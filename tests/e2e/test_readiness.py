@@ -7,7 +7,12 @@ The lab here has its own prefix, subnet and state folder, so it coexists with a 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import lab_unavailable
-from tests.e2e.support import BROKER_APPLICATION, lab_section, lab_workdir, run_readiness
+from tests.e2e.support import BROKER_APPLICATION, ROOT, lab_section, lab_workdir, run_readiness
 
 pytestmark = pytest.mark.e2e
 
@@ -143,3 +148,99 @@ def test_an_unreachable_host_is_exit_3_names_the_host_and_keeps_the_record(
     assert record["verdict"] == "error"
     assert [layer["status"] for layer in record["layers"]] == ["blocked"] * 3
     assert "Traceback" not in output
+
+
+SLEEPY_SUITE = """
+layers:
+  - {name: first, role: server, needs: [database], command: "sleep 600", junit: false}
+  - {name: second, role: client, needs: [server], command: "true", junit: false}
+"""
+
+
+def layer_processes(inventory: str) -> list[int]:
+    """Processes on the lab (whose /proc we share) still marked with this deploy root."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            data = environ.read_bytes()
+        except OSError:
+            continue
+        if any(
+            item.startswith(b"READINESS_DEPLOY_ROOT=") and item.endswith(f"/{inventory}".encode())
+            for item in data.split(b"\0")
+        ):
+            found.append(int(environ.parent.name))
+    return found
+
+
+def start_until_running(workdir: Path, name: str, suite: Path) -> subprocess.Popen[str]:
+    """Start the CLI and return once the first layer is running on the host."""
+    inventory = workdir / f"{name}.yaml"
+    inventory.write_text(SINGLE)
+    env = dict(
+        os.environ,
+        READINESS_WORKDIR=str(workdir),
+        READINESS_LAB_DIR=str(workdir / "lab"),
+        PYTHONUNBUFFERED="1",
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "readiness",
+            f"--inventory={inventory}",
+            f"--suite={suite}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 600
+    for line in proc.stdout:
+        if "first" in line and "running" in line:
+            break
+        assert time.monotonic() < deadline, "the first layer never started"
+    for _ in range(100):  # the layer's own processes appear just after the line
+        if layer_processes(name):
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("no process of the running layer found")
+
+
+def test_ctrl_c_mid_layer_tears_down_and_keeps_the_record(workdir: Path) -> None:
+    suite = workdir / "sleepy.yaml"
+    suite.write_text(SLEEPY_SUITE)
+    proc = start_until_running(workdir, "interrupted", suite)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130, rest
+    match = re.search(r"run record (\S+/run\.json)", rest)
+    assert match, rest
+    record = json.loads(Path(match.group(1)).read_text())
+    assert record["verdict"] == "error" and "interrupted" in record["reasons"][0]
+    assert [layer["status"] for layer in record["layers"]] == ["blocked", "blocked"]
+    assert record["teardown"]["status"] == "ok"
+    assert layer_processes("interrupted") == [], "the interrupted layer's processes survived"
+
+
+def test_a_killed_orchestrator_leaves_a_record_and_the_next_run_recovers(workdir: Path) -> None:
+    suite = workdir / "sleepy.yaml"
+    suite.write_text(SLEEPY_SUITE)
+    proc = start_until_running(workdir, "killed", suite)
+    proc.kill()  # SIGKILL: no teardown at all
+    proc.wait(timeout=30)
+    runs = sorted((workdir / "reports" / "runs").glob("*-killed-*"))
+    assert runs, "the killed run left no run directory"
+    unfinished = json.loads((runs[-1] / "run.json").read_text())
+    assert unfinished["verdict"] == "error" and unfinished["finished_at"] is None
+    assert layer_processes("killed"), "SIGKILL should have left the layer running"
+    code, output, record = readiness(
+        workdir, "killed", SINGLE, f"--suite={quick_suite(workdir, 'true')}"
+    )
+    assert code == 0 and record["verdict"] == "ready", output
+    assert layer_processes("killed") == [], "the next run's teardown must stop the leftovers"
