@@ -8,10 +8,7 @@ a user's own ``rdy`` lab never meet.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.lab import lab_down
+from tests.cli import ROOT, invoke
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = [
+    "BROKER",
+    "BROKER_APPLICATION",
+    "ROOT",
+    "Run",
+    "lab_section",
+    "lab_workdir",
+    "run_readiness",
+]
+
 BROKER = ROOT / "sut" / "broker"
 
 BROKER_APPLICATION = f"""
@@ -63,14 +70,12 @@ def run_readiness(workdir: Path, name: str, inventory_text: str, *args: str) -> 
     """Write the inventory, run the CLI in a subprocess, read the record it announced."""
     inventory = workdir / f"{name}.yaml"
     inventory.write_text(inventory_text)
-    env = dict(os.environ, READINESS_WORKDIR=str(workdir), READINESS_LAB_DIR=str(workdir / "lab"))
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "invoke", "readiness", f"--inventory={inventory}", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    proc = invoke(
+        "readiness",
+        f"--inventory={inventory}",
+        *args,
+        env={"READINESS_WORKDIR": str(workdir), "READINESS_LAB_DIR": str(workdir / "lab")},
         timeout=1500,
     )
     wall_s = time.monotonic() - started

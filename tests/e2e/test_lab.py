@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ import pytest
 from orchestrator.exceptions import ConfigError, HostError, InfrastructureError
 from orchestrator.lab import Lab, lab_status, lab_up, load_lab
 from orchestrator.transport import SSHTransport
+from tests.cli import invoke
 from tests.e2e.conftest import E2E_PREFIX, E2E_SUBNET
 
 pytestmark = pytest.mark.e2e
@@ -47,16 +47,7 @@ def _alive(pid: int) -> bool:
 
 
 def _invoke(*args: str, lab_root: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, READINESS_LAB_DIR=str(lab_root))
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return invoke(*args, env={"READINESS_LAB_DIR": str(lab_root)}, timeout=60)
 
 
 def _pids_with_cmdline(text: str) -> list[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from orchestrator.lab.plan import (
     render_sshd_config,
 )
 from orchestrator.lab.state import lab_from_plan, read_state, write_state
+from tests.cli import invoke
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -457,18 +457,7 @@ def test_teardown_summary() -> None:
 
 
 def _invoke(*args: str, env_dir: Path) -> subprocess.CompletedProcess[str]:
-    import os
-
-    env = dict(os.environ, READINESS_LAB_DIR=str(env_dir))
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return invoke(*args, env={"READINESS_LAB_DIR": str(env_dir)}, timeout=60)
 
 
 def test_cli_user_mistakes_exit_2_without_traceback(tmp_path: Path) -> None:

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli import invoke
 
 
-def invoke(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "READINESS_WORKDIR": str(tmp), "HOME": str(tmp)},
-    )
+def run(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI with its work folder and home in ``tmp``: nothing of the user's is touched."""
+    return invoke(*args, env={"READINESS_WORKDIR": str(tmp), "HOME": str(tmp)})
 
 
 def test_every_task_has_one_line_of_help(tmp_path: Path) -> None:
-    out = invoke("--list", tmp=tmp_path).stdout
+    out = run("--list", tmp=tmp_path).stdout
     for name in ("readiness", "report", "lab.up", "lab.status", "lab.down"):
         assert name in out
 
@@ -40,7 +33,7 @@ def test_every_task_has_one_line_of_help(tmp_path: Path) -> None:
 def test_user_mistakes_exit_2_with_one_paragraph(
     args: list[str], says: str, tmp_path: Path
 ) -> None:
-    proc = invoke(*args, tmp=tmp_path)
+    proc = run(*args, tmp=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert says in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -49,14 +42,14 @@ def test_user_mistakes_exit_2_with_one_paragraph(
 def test_a_hostile_inventory_value_is_refused_before_anything_runs(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("lab: true\nhosts:\n  - {name: 'h1; rm -rf /', roles: [db, server, client]}\n")
-    proc = invoke("readiness", f"--inventory={bad}", tmp=tmp_path)
+    proc = run("readiness", f"--inventory={bad}", tmp=tmp_path)
     assert proc.returncode == 2
     assert f"{bad}, line 3, field 'hosts[0].name'" in proc.stderr
     assert not (tmp_path / "reports").exists()
 
 
 def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path) -> None:
-    proc = invoke("readiness", "--inventory=cluster", "--dry-run", tmp=tmp_path)
+    proc = run("readiness", "--inventory=cluster", "--dry-run", tmp=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "topology: distributed" in proc.stdout
     assert "h3               reaches the database over tcp" in proc.stdout
