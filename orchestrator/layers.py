@@ -157,8 +157,9 @@ def run_layer(
         try:
             result: Result = transport.run(script, timeout=layer.timeout_s)
         except ReadinessError as err:
+            problem = str(err).removeprefix(f"host {host!r}: ")  # the reason names the host
             return HostRun(
-                host, None, time.monotonic() - t0, False, TestCounts(), None, None, str(err)
+                host, None, time.monotonic() - t0, False, TestCounts(), None, None, problem
             )
         log_text = redact(
             f"$ {layer.command}\n# exit code {result.exit_code}"

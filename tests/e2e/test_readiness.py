@@ -244,3 +244,29 @@ def test_a_killed_orchestrator_leaves_a_record_and_the_next_run_recovers(workdir
     )
     assert code == 0 and record["verdict"] == "ready", output
     assert layer_processes("killed") == [], "the next run's teardown must stop the leftovers"
+
+
+def test_a_host_that_vanishes_mid_layer_is_exit_3_and_the_record_is_kept(workdir: Path) -> None:
+    """The host's link goes down while a layer runs: no reset, no FIN, just silence."""
+    suite = workdir / "sleepy.yaml"
+    suite.write_text(SLEEPY_SUITE)
+    proc = start_until_running(workdir, "vanished", suite)
+    link = f"{PREFIX}-v1"  # the root-namespace end of h1's cable
+    subprocess.run(["ip", "link", "set", link, "down"], check=True)
+    try:
+        rest, _ = proc.communicate(timeout=300)
+    finally:
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+    assert proc.returncode == 3, rest
+    match = re.search(r"run record (\S+/run\.json)", rest)
+    assert match, rest
+    record = json.loads(Path(match.group(1)).read_text())
+    assert record["verdict"] == "error"
+    assert record["layers"][0]["status"] == "error" and "h1" in record["reasons"][0]
+    assert record["finished_at"] is not None
+    # Back on the network, the host's leftovers are stopped by the next run of the inventory.
+    code, output, _ = readiness(
+        workdir, "vanished", SINGLE, f"--suite={quick_suite(workdir, 'true')}"
+    )
+    assert code == 0, output
+    assert layer_processes("vanished") == []
