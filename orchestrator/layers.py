@@ -157,10 +157,8 @@ def run_layer(
         try:
             result: Result = transport.run(script, timeout=layer.timeout_s)
         except ReadinessError as err:
-            problem = str(err).removeprefix(f"host {host!r}: ")  # the reason names the host
-            return HostRun(
-                host, None, time.monotonic() - t0, False, TestCounts(), None, None, problem
-            )
+            lost = str(err).removeprefix(f"host {host!r}: ")  # the reason names the host
+            return HostRun(host, None, time.monotonic() - t0, False, TestCounts(), None, None, lost)
         log_text = redact(
             f"$ {layer.command}\n# exit code {result.exit_code}"
             f"{' (timed out)' if result.timed_out else ''}, {result.duration_s:.1f}s\n"
