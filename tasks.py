@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,8 +47,6 @@ def _exits() -> Iterator[None]:
         )
         raise Exit(code=3) from None
 
-
-Runner = Callable[..., None]
 
 ns = Collection()
 

@@ -9,7 +9,7 @@ inventory and suite loaders use: typed getters, and an error for every unknown k
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -265,10 +265,3 @@ class Section:
         if unknown:
             known = ", ".join(sorted(self._taken))
             raise self.error(unknown[0], f"unknown key (known keys here: {known})")
-
-
-def checked(section: Section, key: str, value: T, test: Callable[[T], bool], message: str) -> T:
-    """``value`` if ``test`` holds, else an error about ``key`` saying ``message``."""
-    if not test(value):
-        raise section.error(key, message)
-    return value
