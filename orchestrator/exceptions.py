@@ -68,6 +68,8 @@ class HostError(InfrastructureError):
     def __init__(self, host: str, message: str, *, stdout: str = "", stderr: str = "") -> None:
         super().__init__(f"host '{host}': {message}")
         self.host = host
+        # The message without the host, for reports that already name the host.
+        self.detail = message
         self.stdout = stdout
         self.stderr = stderr
 
@@ -87,7 +89,7 @@ class GroupError(InfrastructureError):
         results: Mapping[str, object] | None = None,
     ) -> None:
         lines = "; ".join(
-            f"{host}: {str(err).removeprefix(f'host {host!r}: ')}"
+            f"{host}: {err.detail if isinstance(err, HostError) else err}"
             for host, err in sorted(failures.items())
         )
         super().__init__(f"{what} failed on {len(failures)} host(s): {lines}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.appserver import app_environment, client_environment
-from orchestrator.exceptions import ReadinessError
+from orchestrator.exceptions import HostError, ReadinessError
 from orchestrator.hosts import on_all
 from orchestrator.junit import JUnitError, TestCounts, parse_counts
 from orchestrator.layout import Layout
@@ -157,7 +157,7 @@ def run_layer(
         try:
             result: Result = transport.run(script, timeout=layer.timeout_s)
         except ReadinessError as err:
-            lost = str(err).removeprefix(f"host {host!r}: ")  # the reason names the host
+            lost = err.detail if isinstance(err, HostError) else str(err)  # reason names the host
             return HostRun(host, None, time.monotonic() - t0, False, TestCounts(), None, None, lost)
         log_text = redact(
             f"$ {layer.command}\n# exit code {result.exit_code}"

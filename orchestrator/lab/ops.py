@@ -659,7 +659,7 @@ def _host_status(lab: Lab, name: str, namespaces: frozenset[str], timeout: float
             else:
                 problems.append(f"ssh command failed: exit {result.exit_code}")
         except HostError as err:
-            problems.append(f"ssh: {err.message.removeprefix(f'host {name!r}: ')}")
+            problems.append(f"ssh: {err.detail}")
         finally:
             transport.close()
     return HostStatus(
