@@ -24,18 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.lab import lab_down  # noqa: E402
-from tests.e2e.support import BROKER_APPLICATION, lab_section, run_readiness  # noqa: E402
+from tests.e2e.support import broker_inventories, run_readiness  # noqa: E402
 
 PREFIX = "bd"
 SUBNET = "10.213.76.0/24"
-LAB = lab_section(PREFIX, SUBNET, 4)
-SINGLE = LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + BROKER_APPLICATION
-CLUSTER = (
-    LAB
-    + "hosts:\n  - {name: h2, roles: [db]}\n  - {name: h3, roles: [server]}\n"
-    + "  - {name: h4, roles: [client]}\n"
-    + BROKER_APPLICATION
-)
+SINGLE, CLUSTER = broker_inventories(PREFIX, SUBNET)
 NOOP_SUITE = "layers:\n  - {name: noop, role: server, command: 'true', junit: false}\n"
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "BROKER_APPLICATION",
     "ROOT",
     "Run",
+    "broker_inventories",
     "lab_section",
     "lab_workdir",
     "run_readiness",
@@ -46,6 +47,19 @@ suite: broker
 
 def lab_section(prefix: str, subnet: str, hosts: int) -> str:
     return f"lab: {{prefix: {prefix}, subnet: '{subnet}', hosts: {hosts}}}\n"
+
+
+def broker_inventories(prefix: str, subnet: str) -> tuple[str, str]:
+    """The shipped single and cluster inventories, on a lab of their own (4 hosts)."""
+    lab = lab_section(prefix, subnet, 4)
+    single = lab + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + BROKER_APPLICATION
+    cluster = (
+        lab
+        + "hosts:\n  - {name: h2, roles: [db]}\n  - {name: h3, roles: [server]}\n"
+        + "  - {name: h4, roles: [client]}\n"
+        + BROKER_APPLICATION
+    )
+    return single, cluster
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,19 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import lab_unavailable
-from tests.e2e.support import BROKER_APPLICATION, ROOT, lab_section, lab_workdir, run_readiness
+from tests.e2e.support import (
+    BROKER_APPLICATION,
+    ROOT,
+    broker_inventories,
+    lab_workdir,
+    run_readiness,
+)
 
 pytestmark = pytest.mark.e2e
 
 PREFIX = "re"
 SUBNET = "10.213.75.0/24"
-LAB = lab_section(PREFIX, SUBNET, 4)
-SINGLE = LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + BROKER_APPLICATION
-CLUSTER = (
-    LAB
-    + "hosts:\n  - {name: h2, roles: [db]}\n  - {name: h3, roles: [server]}\n"
-    + "  - {name: h4, roles: [client]}\n"
-    + BROKER_APPLICATION
-)
+SINGLE, CLUSTER = broker_inventories(PREFIX, SUBNET)
 # A quick suite for the tests about the sequence itself rather than the broker's tests.
 QUICK_SUITE = """
 layers:
