@@ -101,8 +101,13 @@ class Database:
 
 
 @dataclass(frozen=True)
-class Lab:
-    """Present when the inventory's hosts are local lab hosts that readiness brings up."""
+class LabSpec:
+    """The lab the inventory asks for (its ``lab:`` section), not a lab that exists.
+
+    Present when the inventory's hosts are local lab hosts that readiness brings up; unset
+    fields take the existing lab's or the defaults. The lab that exists is
+    :class:`orchestrator.lab.Lab`, read from the lab state.
+    """
 
     prefix: str | None = None
     hosts: int | None = None
@@ -119,7 +124,7 @@ class Inventory:
     application: Application
     database: Database
     suite: str
-    lab: Lab | None = None
+    lab: LabSpec | None = None
 
     def with_role(self, role: str) -> tuple[Host, ...]:
         return tuple(h for h in self.hosts if role in h.roles)
@@ -182,15 +187,15 @@ def _default_name(path: Path) -> str:
     return stem if _NAME.match(stem) else "inventory"
 
 
-def _lab(top: Section) -> Lab | None:
+def _lab(top: Section) -> LabSpec | None:
     item = top.raw("lab")
     if item is None or item.value is None or item.value is False:
         return None
     if item.value is True:
-        return Lab()
+        return LabSpec()
     sub = top.section("lab")
     assert sub is not None
-    lab = Lab(
+    lab = LabSpec(
         prefix=sub.optional("prefix", str),
         hosts=sub.optional("hosts", int),
         subnet=sub.optional("subnet", str),
@@ -311,53 +316,11 @@ def _application(top: Section, path: Path) -> Application:
     if not _MODULE.match(settings):
         raise s.error("settings", f"is not a Python module name: {settings!r}")
     requirements = tuple(_local(s, "requirements", r) for r in s.string_list("requirements"))
-    for req in requirements:
-        if not (source / req).is_file():
-            raise s.error("requirements", f"file {source / req} does not exist")
-    fixtures = tuple(_relative(s, "fixtures", f) for f in s.string_list("fixtures", ()))
-    for fixture in fixtures:
-        # A bare label ("initial_data") is Django's to find in the apps' fixtures folders;
-        # a path must exist, or the run would fail much later on the host.
-        is_label = "/" not in fixture and "." not in fixture
-        if not is_label and not (source / fixture).is_file():
-            raise s.error("fixtures", f"file {source / fixture} does not exist")
-    server = s.section("server")
-    mode, port, health = "testserver", 8000, "/"
-    if server is not None:
-        mode = server.choice("mode", SERVER_MODES, "testserver")
-        port = server.get("port", int, 8000)
-        if not 1024 <= port <= 65535:
-            raise server.error("port", "must be between 1024 and 65535")
-        health = server.get("health", str, "/")
-        if not re.match(r"^/[A-Za-z0-9._~/?=&%-]*$", health):
-            raise server.error("health", f"must be a URL path starting with '/': {health!r}")
-        server.finish()
-    client = s.section("client")
-    client_source, client_reqs = ".", requirements
-    if client is not None:
-        client_source = _local(client, "source", client.get("source", str, "."))
-        if not (source / client_source).is_dir():
-            raise client.error("source", f"folder {source / client_source} does not exist")
-        client_reqs = tuple(
-            _local(client, "requirements", r)
-            for r in client.string_list("requirements", requirements)
-        )
-        for req in client_reqs:
-            if not (source / req).is_file():
-                raise client.error("requirements", f"file {source / req} does not exist")
-        client.finish()
-    env = s.string_map("env")
-    for key in env:
-        if (
-            not _ENV_NAME.match(key)
-            or key.startswith(("READINESS_", "LD_"))
-            or key in _RESERVED_ENV
-        ):
-            raise s.error(
-                "env",
-                f"{key!r} cannot be set here: readiness sets it itself (settings, secrets, "
-                "interpreter paths), and overriding it would bypass the run's own database",
-            )
+    _check_files(s, "requirements", source, requirements)
+    fixtures = _fixtures(s, source)
+    mode, port, health = _server(s.section("server"))
+    client_source, client_reqs = _client(s.section("client"), source, requirements)
+    env = _env(s)
     s.finish()
     return Application(
         source=source,
@@ -371,6 +334,75 @@ def _application(top: Section, path: Path) -> Application:
         client_requirements=client_reqs,
         env=env,
     )
+
+
+def _check_files(s: Section, key: str, source: Path, names: tuple[str, ...]) -> None:
+    """Requirement files are read on the control node: a missing one is a config error now,
+    not a failed wheelhouse build later."""
+    for name in names:
+        if not (source / name).is_file():
+            raise s.error(key, f"file {source / name} does not exist")
+
+
+def _fixtures(s: Section, source: Path) -> tuple[str, ...]:
+    fixtures = tuple(_relative(s, "fixtures", f) for f in s.string_list("fixtures", ()))
+    for fixture in fixtures:
+        # A bare label ("initial_data") is Django's to find in the apps' fixtures folders;
+        # a path must exist, or the run would fail much later on the host.
+        is_label = "/" not in fixture and "." not in fixture
+        if not is_label and not (source / fixture).is_file():
+            raise s.error("fixtures", f"file {source / fixture} does not exist")
+    return fixtures
+
+
+def _server(server: Section | None) -> tuple[str, int, str]:
+    """The application server's mode, port and health path (``application.server``)."""
+    if server is None:
+        return "testserver", 8000, "/"
+    mode = server.choice("mode", SERVER_MODES, "testserver")
+    port = server.get("port", int, 8000)
+    if not 1024 <= port <= 65535:
+        raise server.error("port", "must be between 1024 and 65535")
+    health = server.get("health", str, "/")
+    if not re.match(r"^/[A-Za-z0-9._~/?=&%-]*$", health):
+        raise server.error("health", f"must be a URL path starting with '/': {health!r}")
+    server.finish()
+    return mode, port, health
+
+
+def _client(
+    client: Section | None, source: Path, requirements: tuple[str, ...]
+) -> tuple[str, tuple[str, ...]]:
+    """The client's folder and requirements (``application.client``); by default the
+    application's own folder and requirements."""
+    if client is None:
+        return ".", requirements
+    client_source = _local(client, "source", client.get("source", str, "."))
+    if not (source / client_source).is_dir():
+        raise client.error("source", f"folder {source / client_source} does not exist")
+    client_reqs = tuple(
+        _local(client, "requirements", r) for r in client.string_list("requirements", requirements)
+    )
+    _check_files(client, "requirements", source, client_reqs)
+    client.finish()
+    return client_source, client_reqs
+
+
+def _env(s: Section) -> dict[str, str]:
+    """Extra environment of the application; names readiness sets itself are refused."""
+    env = s.string_map("env")
+    for key in env:
+        if (
+            not _ENV_NAME.match(key)
+            or key.startswith(("READINESS_", "LD_"))
+            or key in _RESERVED_ENV
+        ):
+            raise s.error(
+                "env",
+                f"{key!r} cannot be set here: readiness sets it itself (settings, secrets, "
+                "interpreter paths), and overriding it would bypass the run's own database",
+            )
+    return env
 
 
 def _database(top: Section) -> Database:

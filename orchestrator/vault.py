@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from orchestrator.exceptions import InfrastructureError
+from orchestrator.files import atomic_write
 
 KEYS = ("db_password", "secret_key")
 
@@ -37,10 +38,7 @@ def load_or_create(path: Path) -> dict[str, str]:
     if changed:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(values, fh)
-            os.replace(path.with_suffix(".tmp"), path)
+            atomic_write(path, json.dumps(values).encode(), mode=0o600)
         except OSError as err:
             raise InfrastructureError(f"cannot write the secrets file {path}: {err}") from err
     os.chmod(path, 0o600)

@@ -15,8 +15,9 @@ Public API (what the inventory loader and the tests use)::
         t.run("ip -4 addr")
 
 Host names are ``<prefix>-h1`` ... ``<prefix>-hN`` (also the namespace names); see
-:mod:`orchestrator.lab.plan` for every name the lab uses and :mod:`orchestrator.lab.state`
-for where its files live.
+:mod:`orchestrator.lab.design` for every name the lab uses, :mod:`orchestrator.lab.network`
+for how ``lab.up`` and ``lab.down`` work out their network changes, and
+:mod:`orchestrator.lab.state` for where its files live.
 
 Lab hosts share the control node's filesystem (only the network is separate). Each gets
 its own deploy root (``LabHost.deploy_root``, ``/var/tmp/readiness-lab/<prefix>/<host>``),
@@ -26,16 +27,7 @@ must for a real host.
 
 from __future__ import annotations
 
-from orchestrator.lab.ops import (
-    HostStatus,
-    LabStatus,
-    Teardown,
-    lab_down,
-    lab_status,
-    lab_up,
-    require_root,
-)
-from orchestrator.lab.plan import (
+from orchestrator.lab.design import (
     DEFAULT_DEPLOY_BASE,
     DEFAULT_HOSTS,
     DEFAULT_PREFIX,
@@ -44,6 +36,15 @@ from orchestrator.lab.plan import (
     HostPlan,
     LabPlan,
     plan_lab,
+)
+from orchestrator.lab.ops import (
+    HostStatus,
+    LabStatus,
+    Teardown,
+    lab_down,
+    lab_status,
+    lab_up,
+    require_root,
 )
 from orchestrator.lab.state import Lab, LabHost, load_lab, state_dir_for
 

@@ -31,27 +31,27 @@ from orchestrator.exceptions import (
     InfrastructureError,
     PrivilegeError,
 )
-from orchestrator.lab.plan import (
+from orchestrator.files import atomic_write
+from orchestrator.lab.design import (
     DEFAULT_DEPLOY_BASE,
     DEFAULT_HOSTS,
     DEFAULT_PREFIX,
     DEFAULT_SUBNET,
+    STATE_FILE,
+    HostFiles,
     HostPlan,
+    LabFiles,
     LabPlan,
-    Link,
-    NetState,
     known_hosts_text,
     lab_names,
     parse_hosts,
     parse_subnet,
     plan_lab,
-    plan_network,
-    plan_teardown,
     render_sshd_config,
     validate_prefix,
 )
+from orchestrator.lab.network import Link, NetState, plan_network, plan_teardown
 from orchestrator.lab.state import (
-    STATE_FILE,
     Lab,
     lab_from_plan,
     load_lab,
@@ -64,14 +64,6 @@ NETNS_DIR = Path("/run/netns")
 PRIVSEP_DIR = Path("/run/sshd")
 SSHD_START_DEADLINE = 5.0
 STOP_GRACE = 1.0
-LAB_FILES = ("lab.json", "id_ed25519", "id_ed25519.pub", "known_hosts", "authorized_keys")
-HOST_FILES = (
-    "sshd_config",
-    "ssh_host_ed25519_key",
-    "ssh_host_ed25519_key.pub",
-    "sshd.pid",
-    "sshd.log",
-)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -269,15 +261,13 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _write_if_changed(path: Path, text: str, mode: int) -> bool:
+    """Write only what differs: an unchanged sshd_config means its sshd need not restart."""
     try:
         if path.read_text() == text:
             return False
     except OSError:
         pass
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode(), mode=mode)
     return True
 
 
@@ -721,8 +711,10 @@ class Teardown:
 def _remove_files(folder: Path) -> list[str]:
     removed = []
     host_dirs = sorted(p for p in (folder / "hosts").glob("*") if p.is_dir())
-    candidates = [folder / name for name in LAB_FILES]
-    candidates += [d / name for d in host_dirs for name in HOST_FILES]
+    candidates = list(LabFiles(folder).all)
+    candidates += [path for d in host_dirs for path in HostFiles(d).all]
+    # Leftovers of interrupted writes: atomic_write's ".<name>.<random>.tmp", and the
+    # ".lab.*.json" temporaries of older versions.
     candidates += list(folder.glob(".lab.*.json")) + list(folder.glob(".*.tmp"))
     candidates += [p for d in host_dirs for p in d.glob(".*.tmp")]
     for path in candidates:
@@ -783,8 +775,9 @@ def _tear_down(prefix: str, folder: Path) -> Teardown:
     pids: set[int] = set()
     host_dirs = [p for p in (folder / "hosts").glob("*") if p.is_dir()]
     for directory in host_dirs:
-        config = directory / "sshd_config"
-        recorded = [_read_pid(directory / "sshd.pid")]
+        host_files = HostFiles(directory)
+        config = host_files.sshd_config
+        recorded = [_read_pid(host_files.pid_file)]
         if lab is not None:
             recorded += [h.sshd_pid for h in lab.hosts if h.name == directory.name]
         pids.update(p for p in recorded if p is not None and sshd_is_ours(p, config))

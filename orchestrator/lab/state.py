@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.exceptions import ConfigError, InfrastructureError
-from orchestrator.lab.plan import DEFAULT_PREFIX, LabPlan, validate_prefix
+from orchestrator.files import atomic_write
+from orchestrator.lab.design import DEFAULT_PREFIX, STATE_FILE, LabPlan, validate_prefix
 
 if TYPE_CHECKING:
     from orchestrator.transport import SSHTransport
 
 SCHEMA = 1
-STATE_FILE = "lab.json"
 ENV_DIR = "READINESS_LAB_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,12 +183,7 @@ def lab_from_plan(plan: LabPlan, pids: dict[str, int | None]) -> Lab:
 def write_state(lab: Lab, path: Path) -> None:
     """Write atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".lab.", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(lab.to_json(), handle, indent=2)
-        handle.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(lab.to_json(), indent=2) + "\n").encode(), mode=0o644)
 
 
 def read_state(path: Path) -> Lab | None:

@@ -20,19 +20,16 @@ from orchestrator.lab import (
     plan_lab,
     state_dir_for,
 )
-from orchestrator.lab.ops import HostStatus, LabStatus, Teardown, parse_links
-from orchestrator.lab.plan import (
+from orchestrator.lab.design import (
     IFNAME_MAX,
     MAX_HOSTS,
     LabPlan,
-    Link,
-    NetState,
     known_hosts_text,
     parse_hosts,
-    plan_network,
-    plan_teardown,
     render_sshd_config,
 )
+from orchestrator.lab.network import Link, NetState, plan_network, plan_teardown
+from orchestrator.lab.ops import HostStatus, LabStatus, Teardown, parse_links
 from orchestrator.lab.state import lab_from_plan, read_state, write_state
 from tests.cli import invoke
 

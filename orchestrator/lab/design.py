@@ -1,4 +1,8 @@
-"""What a lab consists of, and what to change to get there: pure functions, no I/O.
+"""The lab's design: what a lab consists of, named and validated; pure functions, no I/O.
+
+``lab.up`` turns this design into a running lab (:mod:`orchestrator.lab.ops`, with the
+network changes worked out by :mod:`orchestrator.lab.network`); ``lab.down`` finds what
+to remove by the same names and file names, so each is written down only here.
 
 Naming (everything carries the prefix, so labs with different prefixes coexist):
 
@@ -21,8 +25,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.exceptions import ConfigError
@@ -35,6 +39,7 @@ DEFAULT_DEPLOY_BASE = Path("/var/tmp/readiness-lab")
 SSH_PORT = 22
 LAB_USER = "root"
 PEER_IFNAME = "eth0"
+STATE_FILE = "lab.json"
 IFNAME_MAX = 15
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,5}$")
@@ -127,6 +132,79 @@ def check_path(path: Path, what: str) -> Path:
 
 
 @dataclass(frozen=True)
+class HostFiles:
+    """The files the lab keeps for one host, in that host's folder.
+
+    Their names are written down only here: :class:`HostPlan` hands them to ``lab.up``,
+    and ``lab.down`` finds them from the bare folder (the state file may be damaged or
+    gone, and then there is no plan to ask).
+    """
+
+    dir: Path
+
+    @property
+    def sshd_config(self) -> Path:
+        return self.dir / "sshd_config"
+
+    @property
+    def host_key(self) -> Path:
+        return self.dir / "ssh_host_ed25519_key"
+
+    @property
+    def host_key_pub(self) -> Path:
+        return self.dir / "ssh_host_ed25519_key.pub"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "sshd.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "sshd.log"
+
+    @property
+    def all(self) -> tuple[Path, ...]:
+        return (self.sshd_config, self.host_key, self.host_key_pub, self.pid_file, self.log_file)
+
+
+@dataclass(frozen=True)
+class LabFiles:
+    """The lab-wide files in a lab's state folder (see :class:`HostFiles` for why)."""
+
+    dir: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / STATE_FILE
+
+    @property
+    def key_file(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def key_file_pub(self) -> Path:
+        return self.dir / "id_ed25519.pub"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.dir / "authorized_keys"
+
+    @property
+    def all(self) -> tuple[Path, ...]:
+        return (
+            self.state_file,
+            self.key_file,
+            self.key_file_pub,
+            self.known_hosts,
+            self.authorized_keys,
+        )
+
+
+@dataclass(frozen=True)
 class HostPlan:
     """One lab host: its names, address and the files of its sshd."""
 
@@ -151,34 +229,28 @@ class HostPlan:
 
     @property
     def sshd_config(self) -> Path:
-        return self.dir / "sshd_config"
+        return HostFiles(self.dir).sshd_config
 
     @property
     def host_key(self) -> Path:
-        return self.dir / "ssh_host_ed25519_key"
+        return HostFiles(self.dir).host_key
 
     @property
     def host_key_pub(self) -> Path:
-        return self.dir / "ssh_host_ed25519_key.pub"
+        return HostFiles(self.dir).host_key_pub
 
     @property
     def pid_file(self) -> Path:
-        return self.dir / "sshd.pid"
+        return HostFiles(self.dir).pid_file
 
     @property
     def log_file(self) -> Path:
-        return self.dir / "sshd.log"
+        return HostFiles(self.dir).log_file
 
     @property
     def files(self) -> tuple[Path, ...]:
         """Every file the lab writes for this host (what lab.down removes)."""
-        return (
-            self.sshd_config,
-            self.host_key,
-            self.host_key_pub,
-            self.pid_file,
-            self.log_file,
-        )
+        return HostFiles(self.dir).all
 
 
 @dataclass(frozen=True)
@@ -205,23 +277,23 @@ class LabPlan:
 
     @property
     def state_file(self) -> Path:
-        return self.state_dir / "lab.json"
+        return LabFiles(self.state_dir).state_file
 
     @property
     def key_file(self) -> Path:
-        return self.state_dir / "id_ed25519"
+        return LabFiles(self.state_dir).key_file
 
     @property
     def key_file_pub(self) -> Path:
-        return self.state_dir / "id_ed25519.pub"
+        return LabFiles(self.state_dir).key_file_pub
 
     @property
     def known_hosts(self) -> Path:
-        return self.state_dir / "known_hosts"
+        return LabFiles(self.state_dir).known_hosts
 
     @property
     def authorized_keys(self) -> Path:
-        return self.state_dir / "authorized_keys"
+        return LabFiles(self.state_dir).authorized_keys
 
     @property
     def deploy_dir(self) -> Path:
@@ -230,13 +302,7 @@ class LabPlan:
     @property
     def files(self) -> tuple[Path, ...]:
         """Every lab-wide file the lab writes (what lab.down removes)."""
-        return (
-            self.state_file,
-            self.key_file,
-            self.key_file_pub,
-            self.known_hosts,
-            self.authorized_keys,
-        )
+        return LabFiles(self.state_dir).all
 
 
 def mac_for(address: str) -> str:
@@ -261,6 +327,12 @@ def veth_name(prefix: str, index: int) -> str:
 
 def bridge_name(prefix: str) -> str:
     return f"{prefix}-br"
+
+
+def lab_names(prefix: str) -> tuple[re.Pattern[str], re.Pattern[str], str]:
+    """Patterns of the namespaces and veths a lab of this prefix may have made, and its bridge."""
+    p = re.escape(validate_prefix(prefix))
+    return re.compile(rf"^{p}-h[0-9]+$"), re.compile(rf"^{p}-v[0-9]+$"), bridge_name(prefix)
 
 
 def plan_lab(
@@ -356,156 +428,3 @@ def known_hosts_text(plan: LabPlan, host_keys: Mapping[str, str]) -> str:
         where = host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
         lines.append(f"{where} {key}\n")
     return "".join(lines)
-
-
-# --------------------------------------------------------------------------- network
-
-
-@dataclass(frozen=True)
-class Link:
-    """A network interface as `ip -j -d addr show` reports it."""
-
-    name: str
-    up: bool
-    kind: str | None = None
-    master: str | None = None
-    addresses: tuple[str, ...] = ()
-    mac: str | None = None
-
-
-@dataclass(frozen=True)
-class NetState:
-    """The part of the machine's network the lab cares about."""
-
-    links: Mapping[str, Link] = field(default_factory=dict)
-    namespaces: frozenset[str] = frozenset()
-    ns_links: Mapping[str, Mapping[str, Link]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class NetworkSteps:
-    """Commands (`ip -batch` lines) that take the network from what is to what should be."""
-
-    root: tuple[str, ...] = ()
-    inside: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    fresh: frozenset[str] = frozenset()
-    """Hosts whose namespace is (re)created: their sshd must be (re)started."""
-
-    @property
-    def empty(self) -> bool:
-        return not self.root and not any(self.inside.values())
-
-
-def plan_network(plan: LabPlan, state: NetState) -> NetworkSteps:
-    """Repair or create what is missing; touch nothing that is already right.
-
-    A host whose namespace or veth pair is gone or half-gone is rebuilt whole (the
-    simplest repair that is always right); softer drift (a link down, an address
-    missing, a veth off the bridge) is fixed in place.
-    """
-    root: list[str] = []
-    inside: dict[str, tuple[str, ...]] = {}
-    fresh: set[str] = set()
-    macs_moved = False
-
-    bridge = state.links.get(plan.bridge)
-    if bridge is not None and bridge.kind not in (None, "bridge"):
-        raise ConfigError(
-            f"a {bridge.kind} interface named {plan.bridge} exists and is not the lab's "
-            "bridge; remove it or choose another lab prefix",
-            field="prefix",
-        )
-    if bridge is None:
-        root.append(f"link add {plan.bridge} address {plan.bridge_mac} type bridge")
-    elif bridge.mac is not None and bridge.mac != plan.bridge_mac:
-        root.append(f"link set {plan.bridge} address {plan.bridge_mac}")
-        macs_moved = True
-    if bridge is None or plan.bridge_cidr not in bridge.addresses:
-        root.append(f"addr replace {plan.bridge_cidr} dev {plan.bridge}")
-    if bridge is None or not bridge.up:
-        root.append(f"link set {plan.bridge} up")
-
-    for host in plan.hosts:
-        veth = state.links.get(host.veth)
-        if veth is not None and veth.kind not in (None, "veth"):
-            raise ConfigError(
-                f"a {veth.kind} interface named {host.veth} exists and is not the lab's; "
-                "remove it or choose another lab prefix",
-                field="prefix",
-            )
-        has_ns = host.namespace in state.namespaces
-        peer = state.ns_links.get(host.namespace, {}).get(host.peer) if has_ns else None
-        if not has_ns or veth is None or peer is None:
-            if veth is not None:
-                root.append(f"link del {host.veth}")
-            if has_ns:
-                root.append(f"netns del {host.namespace}")
-            root.append(f"netns add {host.namespace}")
-            root.append(
-                f"link add {host.veth} type veth peer name {host.peer} address {host.mac} "
-                f"netns {host.namespace}"
-            )
-            root.append(f"link set {host.veth} master {plan.bridge} up")
-            inside[host.namespace] = (
-                f"addr add {host.cidr} dev {host.peer}",
-                f"link set {host.peer} up",
-                "link set lo up",
-            )
-            fresh.add(host.name)
-            continue
-        if veth.master != plan.bridge or not veth.up:
-            root.append(f"link set {host.veth} master {plan.bridge} up")
-        lines = []
-        if peer.mac is not None and peer.mac != host.mac:
-            lines.append(f"link set {host.peer} address {host.mac}")
-            macs_moved = True
-        if host.cidr not in peer.addresses:
-            lines.append(f"addr replace {host.cidr} dev {host.peer}")
-        if not peer.up:
-            lines.append(f"link set {host.peer} up")
-        loopback = state.ns_links.get(host.namespace, {}).get("lo")
-        if loopback is None or not loopback.up:
-            lines.append("link set lo up")
-        if lines:
-            inside[host.namespace] = tuple(lines)
-    if macs_moved:
-        # A lab made before MACs were fixed: forget the old ones everywhere at once
-        # instead of waiting out stale ARP entries.
-        root.append(f"neigh flush dev {plan.bridge}")
-        for host in plan.hosts:
-            if host.name not in fresh:
-                inside[host.namespace] = (
-                    *inside.get(host.namespace, ()),
-                    f"neigh flush dev {host.peer}",
-                )
-    return NetworkSteps(tuple(root), inside, frozenset(fresh))
-
-
-def lab_names(prefix: str) -> tuple[re.Pattern[str], re.Pattern[str], str]:
-    """Patterns of the namespaces and veths a lab of this prefix may have made, and its bridge."""
-    p = re.escape(validate_prefix(prefix))
-    return re.compile(rf"^{p}-h[0-9]+$"), re.compile(rf"^{p}-v[0-9]+$"), bridge_name(prefix)
-
-
-def plan_teardown(
-    prefix: str,
-    state: NetState,
-    *,
-    namespaces: Iterable[str] = (),
-    veths: Iterable[str] = (),
-) -> tuple[str, ...]:
-    """`ip -batch` lines removing the lab's links and namespaces, and only those.
-
-    What is removed: the names the state file lists (``namespaces``/``veths``) plus any
-    leftover that matches this prefix's naming exactly (a crash before the state file
-    was complete). Veths go first and explicitly: a namespace deletion frees its end of a
-    pair only asynchronously, and only if no process still holds the namespace.
-    """
-    ns_pattern, veth_pattern, bridge = lab_names(prefix)
-    wanted_veths = set(veths) | {name for name in state.links if veth_pattern.match(name)}
-    wanted_ns = set(namespaces) | {name for name in state.namespaces if ns_pattern.match(name)}
-    lines = [f"link del {name}" for name in sorted(wanted_veths) if name in state.links]
-    if bridge in state.links:
-        lines.append(f"link del {bridge}")
-    lines += [f"netns del {name}" for name in sorted(wanted_ns) if name in state.namespaces]
-    return tuple(lines)
