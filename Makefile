@@ -9,9 +9,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Debian packages the control node and the local lab need: the database server the
-# broker's tests run against, OpenSSH for the lab hosts, iproute2 for their namespaces.
+# broker's tests run against, OpenSSH for the lab hosts, iproute2 for their namespaces,
+# shellcheck for `make lint` (the remote scripts).
 DEBS := mariadb-server mariadb-client openssh-server openssh-client iproute2 procps \
-        python3 python3-venv python3-pip ca-certificates
+        python3 python3-venv python3-pip ca-certificates shellcheck
 PY_REQS := pyproject.toml sut/broker/requirements.txt sut/broker/integration/requirements.txt
 
 .PHONY: help setup debs venv readiness test lint unit clean
@@ -20,7 +21,7 @@ help:
 	@echo "make readiness  - set up, then run the readiness job on the local lab"
 	@echo "make test       - set up, then run every test (unit, application layers, end to end)"
 	@echo "make setup      - install Debian packages (root) and the virtualenv $(VENV)"
-	@echo "make lint       - ruff and mypy"
+	@echo "make lint       - ruff, mypy, and bash -n + shellcheck on the rendered remote scripts"
 
 setup: debs venv
 
@@ -57,6 +58,7 @@ readiness: setup
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(PY) -m orchestrator.scripts
 
 unit: venv
 	$(PY) -m pytest tests/unit -q

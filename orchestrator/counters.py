@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 
+from orchestrator.scripts import render
+
 # The counters the report shows, as "Group.Name" keys.
 WATCHED = (
     "TcpExt.ListenOverflows",
@@ -28,8 +30,8 @@ WATCHED = (
     "Tcp.PassiveOpens",
 )
 
-# The shell that reads both files in one round trip.
-SNAPSHOT_SCRIPT = "cat /proc/net/netstat /proc/net/snmp\n"
+# The script that reads both files in one round trip.
+SNAPSHOT_SCRIPT = render("counters_snapshot.sh")
 
 Snapshot = dict[str, int]
 

@@ -3,11 +3,13 @@
 Per host the deploy is three round trips at most, whatever the number of components:
 
 1. **probe**: one script reports what the host already has (digests of the code,
-   virtualenvs and settings it holds) and its facts (Python, MariaDB, TCP settings);
+   virtualenvs and settings it holds) and its facts (Python, TCP settings, and on the
+   database's host the engine's own, e.g. its server version);
 2. **push**: one script receives a single tar stream on stdin holding only what differs
    (application bundle, client bundle, wheelhouses, settings overlay and secrets) and
    installs it: code unpacked, virtualenvs built ``--without-pip`` from the wheels;
-3. **db**: the database host starts and provisions its private instance.
+3. **db**: the database host starts and provisions its private instance (the database
+   component's own script, :mod:`orchestrator.components`).
 
 A warm redeploy with nothing changed sends no bundle and builds no virtualenv: the
 probe's digests match and the push is skipped. Nothing relies on hosts sharing the
@@ -26,20 +28,17 @@ import tarfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 
-import jinja2
-
-from orchestrator.appserver import stop_script as server_stop_script
 from orchestrator.bundle import Bundle
-from orchestrator.database import DatabaseGrant, MariaDBInstance, up_script
 from orchestrator.exceptions import HostError
-from orchestrator.hosts import Target
 from orchestrator.layout import Layout
+from orchestrator.scripts import render
 from orchestrator.transport import Transport
 from orchestrator.wheelhouse import Wheelhouse
 
 DIGEST_FILE = ".readiness-digest"
+# Exit code of the install script when a virtualenv could not be built.
+VENV_FAILED_EXIT = 14
 
 
 @dataclass(frozen=True)
@@ -87,44 +86,6 @@ class PushReport:
     duration_s: float
 
 
-@cache
-def _templates() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("orchestrator", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    # Values rendered into Python source go through repr(): no quoting mistakes possible.
-    env.filters["py"] = repr
-    return env
-
-
-def render_settings_overlay(
-    *, settings: str, db_name: str, db_host: str, db_port: str, allowed_hosts: list[str]
-) -> str:
-    return (
-        _templates()
-        .get_template("settings_overlay.py.j2")
-        .render(
-            settings=settings,
-            db_name=db_name,
-            db_host=db_host,
-            db_port=db_port,
-            allowed_hosts=allowed_hosts,
-        )
-    )
-
-
-def render_wsgi() -> str:
-    return _templates().get_template("readiness_wsgi.py.j2").render()
-
-
-def render_test_runner() -> str:
-    """A Django test runner writing JUnit XML, for ``manage.py test`` layers."""
-    return _templates().get_template("readiness_runner.py.j2").render()
-
-
 def secrets_text(values: Mapping[str, str]) -> str:
     """A file for ``set -a; . file``: every value single-quoted for the shell."""
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in sorted(values.items()))
@@ -133,48 +94,19 @@ def secrets_text(values: Mapping[str, str]) -> str:
 # -- probe ------------------------------------------------------------------------------
 
 
-def probe_script(layout: Layout, python: str) -> str:
-    q = shlex.quote
-    root = q(layout.root)
-    return f"""\
-set -u
-export PATH="$PATH:/usr/sbin:/usr/local/sbin"
-mkdir -p {root} 2>/dev/null
-echo "marker.app=$(cat {q(layout.app)}/{DIGEST_FILE} 2>/dev/null)"
-echo "marker.client=$(cat {q(layout.client)}/{DIGEST_FILE} 2>/dev/null)"
-echo "marker.etc=$(cat {q(layout.etc)}/{DIGEST_FILE} 2>/dev/null)"
-venvs=""
-for v in {root}/venvs/*/; do [ -f "$v.complete" ] && venvs="$venvs $(basename "$v")"; done
-echo "marker.venvs=$venvs"
-echo "fact.hostname=$(hostname 2>/dev/null)"
-echo "fact.kernel=$(uname -sr)"
-echo "fact.cpus=$(nproc 2>/dev/null)"
-echo "fact.python=$({q(python)} -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)"
-echo "fact.machine=$(uname -m)"
-echo "fact.python_venv=$({q(python)} -c 'import venv; print(1)' 2>/dev/null)"
-server=$(command -v mariadbd || command -v mysqld || true)
-echo "fact.mariadbd=$([ -n "$server" ] && "$server" --version 2>/dev/null | head -n 1)"
-echo "fact.somaxconn=$(cat /proc/sys/net/core/somaxconn 2>/dev/null)"
-echo "fact.tcp_abort_on_overflow=$(cat /proc/sys/net/ipv4/tcp_abort_on_overflow 2>/dev/null)"
-echo "fact.tcp_max_syn_backlog=$(cat /proc/sys/net/ipv4/tcp_max_syn_backlog 2>/dev/null)"
-echo "fact.deploy_root_writable=$([ -w {root} ] && echo yes || echo no)"
-# Like sshd's StrictModes: the root and every folder above it must be ours or root's and
-# not writable by others (unless sticky, as /tmp), else another user could swap our code.
-unsafe=""
-d={root}
-while :; do
-  set -- $(stat -c '%u %a' "$d" 2>/dev/null) || break
-  owner=$1; mode=$2
-  if [ "$owner" != "$(id -u)" ] && [ "$owner" != 0 ]; then
-    unsafe="$d (owned by uid $owner)"; break
-  fi
-  sticky=$(( (0$mode & 01000) != 0 )); others=$(( (0$mode & 022) != 0 ))
-  if [ "$others" = 1 ] && [ "$sticky" = 0 ]; then unsafe="$d (mode $mode)"; break; fi
-  [ "$d" = / ] && break
-  d=$(dirname "$d")
-done
-echo "fact.deploy_root_unsafe=$unsafe"
-"""
+def probe_script(layout: Layout, python: str, engine_probe: str = "") -> str:
+    """One script printing what the host holds (``marker.*``) and its facts (``fact.*``).
+
+    ``engine_probe`` names the database engine's own probe script (a file beside the
+    scripts), included on a host that is to run the database.
+    """
+    return render(
+        "probe.sh",
+        layout=layout,
+        python=python,
+        digest_file=DIGEST_FILE,
+        engine_probe=engine_probe,
+    )
 
 
 def parse_probe(text: str) -> Probe:
@@ -191,8 +123,9 @@ def parse_probe(text: str) -> Probe:
     return Probe(markers, facts)
 
 
-def probe(transport: Transport, layout: Layout, python: str) -> Probe:
-    result = transport.run(probe_script(layout, python), timeout=60).check("probing the host")
+def probe(transport: Transport, layout: Layout, python: str, engine_probe: str = "") -> Probe:
+    script = probe_script(layout, python, engine_probe)
+    result = transport.run(script, timeout=60).check("probing the host")
     found = parse_probe(result.stdout)
     if found.facts.get("deploy_root_writable") != "yes":
         raise HostError(transport.name, f"cannot create or write the deploy root {layout.root}")
@@ -292,74 +225,20 @@ def install_script(
     layout: Layout, python: str, parts: list[str], artifacts: Artifacts, needs: HostNeeds
 ) -> str:
     """Unpack the stream on stdin and install each part; replaces are atomic renames."""
-    q = shlex.quote
-    root = q(layout.root)
-    keep = " ".join(q(w.digest) for w in needs.venvs)
-    lines = [
-        "set -eu",
-        f"root={root}",
-        'inc="$root/.incoming"',
-        'rm -rf "$inc"; mkdir -p -m 700 "$inc"',
-        'tar -x -C "$inc"',
-    ]
-    if "app" in parts:
-        # A server kept running (--keep, or a killed orchestrator) must not outlive the
-        # code it serves: a later health check could otherwise reach the old one.
-        lines.append(server_stop_script(layout))
-    for part, target, digest in (
-        ("app", layout.app, artifacts.app.digest),
-        ("client", layout.client, artifacts.client.digest),
-    ):
-        if part in parts:
-            lines += [
-                f"rm -rf {q(target)}.new; mkdir -p {q(target)}.new",
-                f'tar -xzf "$inc/{part}.tgz" -C {q(target)}.new --no-same-owner',
-                f"echo {q(digest)} > {q(target)}.new/{DIGEST_FILE}",
-                f"rm -rf {q(target)}; mv {q(target)}.new {q(target)}",
-            ]
-    # Virtualenvs build in parallel (a host with both roles needs two): pip is mostly
-    # single-threaded, and the cold deploy of an all-on-one host is dominated by it.
-    venv_parts = [part for part in parts if part.startswith("wheels-")]
-    if venv_parts:
-        lines += [f"mkdir -p {root}/venvs", "pids=''"]
-    for part in venv_parts:
-        venv = q(layout.venv(part.removeprefix("wheels-")))
-        lines += [
-            "(",
-            f"  rm -rf {venv}",
-            f"  {q(python)} -m venv --without-pip {venv}",
-            f'  pipwhl=$(ls "$inc/{part}"/pip-*.whl | head -n 1)',
-            f'  {venv}/bin/python "$pipwhl/pip" install --quiet --no-index --no-deps'
-            f' --disable-pip-version-check "$inc/{part}"/*.whl',
-            f"  touch {venv}/.complete",
-            ") &",
-            'pids="$pids $!"',
-        ]
-    if venv_parts:
-        lines += [
-            "for pid in $pids; do",
-            '  wait "$pid" || { echo "building a virtualenv failed" >&2; exit 14; }',
-            "done",
-        ]
-    if "etc" in parts:
-        assert needs.config is not None
-        etc = q(layout.etc)
-        lines += [
-            f"mkdir -p -m 700 {etc}",
-            f'cp "$inc"/etc/* {etc}/',
-            f"chmod 600 {q(layout.secrets)}",
-            f"echo {q(needs.config.digest)} > {etc}/{DIGEST_FILE}",
-        ]
-    # Old virtualenvs of earlier requirements: remove, so deploy roots do not grow forever.
-    lines += [
-        f"for v in {root}/venvs/*/; do",
-        '  [ -d "$v" ] || continue',
-        '  case " ' + keep + ' " in *" $(basename "$v") "*) ;; *) rm -rf "$v" ;; esac',
-        "done",
-        'rm -rf "$inc"',
-        'echo "readiness: installed"',
-    ]
-    return "\n".join(lines) + "\n"
+    return render(
+        "install.sh",
+        layout=layout,
+        python=python,
+        parts=" ".join(parts),
+        digests={
+            "app": artifacts.app.digest,
+            "client": artifacts.client.digest,
+            "etc": needs.config.digest if needs.config is not None else "",
+        },
+        keep=" ".join(w.digest for w in needs.venvs),
+        digest_file=DIGEST_FILE,
+        venv_failed_exit=VENV_FAILED_EXIT,
+    )
 
 
 def push(
@@ -381,18 +260,29 @@ def push(
     return PushReport(transport.name, tuple(parts), len(stream), 1, time.monotonic() - start)
 
 
-# -- database ---------------------------------------------------------------------------
+# -- teardown ---------------------------------------------------------------------------
 
 
-def database_instance(target: Target, port: int) -> MariaDBInstance:
-    return MariaDBInstance(
-        root=Layout(target.deploy_root).db,
-        bind_address=target.ip,
-        port=port,
-        run_as_root=target.user == "root",
+def stray_kill_script(layout: Layout) -> str:
+    """Stop every process still carrying this deploy root's marker in its environment.
+
+    Layers and servers export the marker, and their children inherit it, so this finds
+    what an interrupted layer left behind (a pytest still running after Ctrl-C), or a
+    server of an earlier run that was killed, without ever matching by name.
+    """
+    return render("stray_kill.sh", marker=layout.marker)
+
+
+def forget_script(layout: Layout, run_id: str) -> str:
+    """Remove the host's secrets and this run's results; the next deploy resends them."""
+    return render(
+        "forget.sh",
+        secrets=layout.secrets,
+        digest=f"{layout.etc}/{DIGEST_FILE}",
+        results=layout.results(run_id),
     )
 
 
-def start_database(transport: Transport, instance: MariaDBInstance, grant: DatabaseGrant) -> None:
-    """Start (if needed) and provision, in one round trip."""
-    transport.run(up_script(instance, grant), timeout=300).check("starting the database")
+def tail_script(path: str, max_bytes: int) -> str:
+    """The last ``max_bytes`` of a file, if it exists (prints nothing, exit 1, if not)."""
+    return render("tail.sh", path=path, max_bytes=max_bytes)

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.components import ENGINES
 from orchestrator.document import Section, load
 from orchestrator.exceptions import ConfigError
 
@@ -46,10 +47,6 @@ _RESERVED_ENV = frozenset(
         "DJANGO_SECRET_KEY",
         "DATABASE_URL",
     }
-)
-# MySQL's own accounts and schemas: provisioning them would break or expose the server.
-_RESERVED_DB_NAMES = frozenset(
-    {"root", "mysql", "sys", "information_schema", "performance_schema", "mariadb"}
 )
 
 
@@ -93,6 +90,7 @@ class Database:
     name: str
     user: str
     port: int = 3307
+    engine: str = "mariadb"
     # existing: the names of the environment variables that hold the values, never inline
     host_env: str | None = None
     port_env: str | None = None
@@ -410,12 +408,13 @@ def _database(top: Section) -> Database:
     if s is None:
         return Database(mode="managed", name="app", user="app")
     mode = s.choice("mode", DATABASE_MODES, "managed")
+    engine = s.choice("engine", tuple(ENGINES), "mariadb")
     name = s.get("name", str, "app")
     user = s.get("user", str, "app")
     for key, value in (("name", name), ("user", user)):
         if not re.match(r"^[A-Za-z0-9_]{1,32}$", value):
             raise s.error(key, f"must be 1-32 letters, digits or underscores; got {value!r}")
-        if value.lower() in _RESERVED_DB_NAMES:
+        if value.lower() in ENGINES[engine].reserved_names:
             raise s.error(key, f"{value!r} is reserved by the database server; choose another")
     port = s.get("port", int, 3307)
     if not 1024 <= port <= 65535:
@@ -440,4 +439,4 @@ def _database(top: Section) -> Database:
                 "variable with 'password_env' instead",
             )
     s.finish()
-    return Database(mode=mode, name=name, user=user, port=port, **envs)
+    return Database(mode=mode, name=name, user=user, port=port, engine=engine, **envs)

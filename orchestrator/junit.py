@@ -33,15 +33,6 @@ class TestCounts:
             skipped=self.skipped + other.skipped,
         )
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "total": self.total,
-            "passed": self.passed,
-            "failed": self.failed,
-            "errors": self.errors,
-            "skipped": self.skipped,
-        }
-
 
 class JUnitError(ValueError):
     """The file is not JUnit XML we can read; the message names the file."""

@@ -8,17 +8,17 @@ output goes to ``logs/<host>/<layer>.log`` and its JUnit XML to
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from orchestrator.appserver import app_environment, client_environment
+from orchestrator.components.appserver import app_environment, client_environment
 from orchestrator.exceptions import HostError, ReadinessError
 from orchestrator.hosts import on_all
 from orchestrator.junit import JUnitError, TestCounts, parse_counts
 from orchestrator.layout import Layout
+from orchestrator.record import HostLayerRecord, LayerRecord
+from orchestrator.scripts import Shell, render
 from orchestrator.store import RunStore
 from orchestrator.suite import Layer
 from orchestrator.transport import Result, Transport
@@ -39,6 +39,11 @@ class HostRun:
     log: str | None
     problem: str | None = None
 
+    @classmethod
+    def lost(cls, host: str, duration_s: float, why: str) -> HostRun:
+        """The host could not run the layer at all (it vanished, SSH broke)."""
+        return cls(host, None, duration_s, False, TestCounts(), None, None, why)
+
     @property
     def status(self) -> str:
         if self.exit_code is None:
@@ -50,6 +55,16 @@ class HostRun:
         if self.problem is not None:  # exit 0 but no JUnit, or none ran: not a pass
             return "failed"
         return "passed"
+
+    def to_record(self) -> HostLayerRecord:
+        return HostLayerRecord(
+            status=self.status,
+            exit_code=self.exit_code,
+            duration_s=round(self.duration_s, 3),
+            timed_out=self.timed_out,
+            tests=self.tests,
+            problem=self.problem,
+        )
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,6 @@ class LayerOutcome:
     runs: tuple[HostRun, ...] = ()
     reason: str | None = None
     command: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def blocked(cls, layer: Layer, hosts: Sequence[str], why: str) -> LayerOutcome:
@@ -71,30 +85,20 @@ class LayerOutcome:
             layer.name, layer.role, tuple(hosts), "blocked", 0.0, reason=why, command=layer.command
         )
 
-    def as_record(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "role": self.role,
-            "hosts": list(self.hosts),
-            "status": self.status,
-            "duration_s": round(self.duration_s, 3),
-            "tests": self.tests.as_dict(),
-            "junit": [r.junit for r in self.runs if r.junit],
-            "logs": [r.log for r in self.runs if r.log],
-            "reason": self.reason,
-            "command": self.command,
-            "per_host": {
-                r.host: {
-                    "status": r.status,
-                    "exit_code": r.exit_code,
-                    "duration_s": round(r.duration_s, 3),
-                    "timed_out": r.timed_out,
-                    "tests": r.tests.as_dict(),
-                    "problem": r.problem,
-                }
-                for r in self.runs
-            },
-        }
+    def to_record(self) -> LayerRecord:
+        return LayerRecord(
+            name=self.name,
+            role=self.role,
+            hosts=list(self.hosts),
+            status=self.status,
+            duration_s=round(self.duration_s, 3),
+            tests=self.tests,
+            junit=[r.junit for r in self.runs if r.junit],
+            logs=[r.log for r in self.runs if r.log],
+            reason=self.reason,
+            command=self.command,
+            per_host={r.host: r.to_record() for r in self.runs},
+        )
 
 
 def layer_script(
@@ -106,24 +110,96 @@ def layer_script(
     base_url: str | None,
     env: Mapping[str, str],
 ) -> str:
-    q = shlex.quote
     workdir = layout.app if layer.role == "server" else layout.client
     environment = (
         app_environment(layout, venv, env)
         if layer.role == "server"
         else client_environment(layout, venv, env)
     )
-    lines = [
-        "set -u",
-        environment.rstrip("\n"),
-        f"mkdir -p {q(junit_path.rsplit('/', 1)[0])}",
-        f"rm -f {q(junit_path)}",
-        f"export READINESS_JUNIT={q(junit_path)} READINESS_LAYER={q(layer.name)}",
-    ]
-    if base_url:
-        lines.append(f"export READINESS_BASE_URL={q(base_url)}")
-    lines += [f"cd {q(workdir)}", layer.command]
-    return "\n".join(lines) + "\n"
+    return render(
+        "layer.sh",
+        # Both are shell already: a rendered script, and the suite author's command.
+        environment=Shell(environment.rstrip("\n")),
+        command=Shell(layer.command),
+        junit_dir=junit_path.rsplit("/", 1)[0],
+        junit_path=junit_path,
+        layer=layer,
+        base_url=base_url,
+        workdir=workdir,
+    )
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """One layer about to run: where, with what, and what to keep secret."""
+
+    store: RunStore
+    layer: Layer
+    transports: Mapping[str, Transport]
+    layouts: Mapping[str, Layout]
+    venv_digest: str
+    base_url: str | None
+    env: Mapping[str, str]
+    secrets: Sequence[str]
+    run_id: str
+
+    def on_host(self, host: str) -> HostRun:
+        """Run the layer's script on one host, keep its log and JUnit; never raises for a
+        failing layer, and a lost host is a :class:`HostRun` with status ``error``."""
+        t0 = time.monotonic()
+        layout = self.layouts[host]
+        junit_path = f"{layout.results(self.run_id)}/{self.layer.name}.xml"
+        script = layer_script(
+            self.layer,
+            layout,
+            venv=layout.venv(self.venv_digest),
+            junit_path=junit_path,
+            base_url=self.base_url,
+            env=self.env,
+        )
+        try:
+            result = self.transports[host].run(script, timeout=self.layer.timeout_s)
+        except ReadinessError as err:
+            lost = err.detail if isinstance(err, HostError) else str(err)  # reason names the host
+            return HostRun.lost(host, time.monotonic() - t0, lost)
+        log = self.store.write_text(self._log_text(result), "logs", host, f"{self.layer.name}.log")
+        tests, junit, problem = TestCounts(), None, None
+        if self.layer.junit:
+            tests, junit, problem = self._junit(host, junit_path)
+        return HostRun(
+            host,
+            result.exit_code,
+            result.duration_s,
+            result.timed_out,
+            tests,
+            junit,
+            self.store.relative(log),
+            problem,
+        )
+
+    def _log_text(self, result: Result) -> str:
+        return redact(
+            f"$ {self.layer.command}\n# exit code {result.exit_code}"
+            f"{' (timed out)' if result.timed_out else ''}, {result.duration_s:.1f}s\n"
+            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}\n",
+            self.secrets,
+        )
+
+    def _junit(self, host: str, path: str) -> tuple[TestCounts, str | None, str | None]:
+        """(counts, the stored copy's path, a problem) for the JUnit XML the layer wrote."""
+        try:
+            data = self.transports[host].get(path)
+            tests = parse_counts(data, source=f"{host}:{path}")
+            stored = self.store.write_bytes(
+                redact(data.decode("utf-8", "replace"), self.secrets).encode(),
+                "junit",
+                self.layer.name,
+                f"{host}.xml",
+            )
+        except (ReadinessError, JUnitError, OSError) as err:
+            return TestCounts(), None, f"no JUnit XML: {err}"
+        problem = "the JUnit XML lists no test at all" if tests.total == 0 else None
+        return tests, self.store.relative(stored), problem
 
 
 def run_layer(
@@ -140,61 +216,18 @@ def run_layer(
 ) -> LayerOutcome:
     """Run ``layer`` on every host in parallel; never raises for a failing layer."""
     t0 = time.monotonic()
-    run_id = run_id or store.run_id
-
-    def one(host: str) -> HostRun:
-        layout = layouts[host]
-        junit_path = f"{layout.results(run_id)}/{layer.name}.xml"
-        script = layer_script(
-            layer,
-            layout,
-            venv=layout.venv(venv_digest),
-            junit_path=junit_path,
-            base_url=base_url,
-            env=env,
-        )
-        transport = transports[host]
-        try:
-            result: Result = transport.run(script, timeout=layer.timeout_s)
-        except ReadinessError as err:
-            lost = err.detail if isinstance(err, HostError) else str(err)  # reason names the host
-            return HostRun(host, None, time.monotonic() - t0, False, TestCounts(), None, None, lost)
-        log_text = redact(
-            f"$ {layer.command}\n# exit code {result.exit_code}"
-            f"{' (timed out)' if result.timed_out else ''}, {result.duration_s:.1f}s\n"
-            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}\n",
-            secrets,
-        )
-        log = store.write_text(log_text, "logs", host, f"{layer.name}.log")
-        tests, junit, problem = TestCounts(), None, None
-        if layer.junit:
-            try:
-                data = transport.get(junit_path)
-                tests = parse_counts(data, source=f"{host}:{junit_path}")
-                junit = store.relative(
-                    store.write_bytes(
-                        redact(data.decode("utf-8", "replace"), secrets).encode(),
-                        "junit",
-                        layer.name,
-                        f"{host}.xml",
-                    )
-                )
-                if tests.total == 0:
-                    problem = "the JUnit XML lists no test at all"
-            except (ReadinessError, JUnitError, OSError) as err:
-                problem = f"no JUnit XML: {err}"
-        return HostRun(
-            host,
-            result.exit_code,
-            result.duration_s,
-            result.timed_out,
-            tests,
-            junit,
-            store.relative(log),
-            problem,
-        )
-
-    runs = on_all(f"layer {layer.name}", list(transports), one)
+    job = LayerRun(
+        store,
+        layer,
+        transports,
+        layouts,
+        venv_digest,
+        base_url,
+        env,
+        secrets,
+        run_id or store.run_id,
+    )
+    runs = on_all(f"layer {layer.name}", list(transports), job.on_host)
     ordered = tuple(runs[h] for h in transports)
     statuses = {r.status for r in ordered}
     status = next((s for s in ("error", "timeout", "failed") if s in statuses), "passed")

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Exported to every process readiness starts on a host for a deploy root (layers, servers)
+# and inherited by their children: teardown finds what is left of a run by it.
+MARKER_VAR = "READINESS_DEPLOY_ROOT"
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -42,6 +46,11 @@ class Layout:
 
     def venv(self, digest: str) -> str:
         return f"{self.root}/venvs/{digest}"
+
+    @property
+    def marker(self) -> str:
+        """``NAME=VALUE`` as it appears in /proc/PID/environ of this root's processes."""
+        return f"{MARKER_VAR}={self.root}"
 
     def results(self, run_id: str) -> str:
         return f"{self.root}/results/{run_id}"

@@ -8,14 +8,14 @@ and host names are user input.
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
 from orchestrator import counters
+from orchestrator.record import RunRecord
 from orchestrator.store import RECORD, read_record
+from orchestrator.templating import templates
 
 ALARMING = {
     "TcpExt.ListenOverflows",
@@ -28,13 +28,9 @@ ALARMING = {
 }
 
 
-@cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("orchestrator", "templates"),
-        autoescape=True,
-        undefined=jinja2.ChainableUndefined,
-    )
+    # Strict: a field the record lacks fails the render (and the tests), never renders empty.
+    return templates(autoescape=True)
 
 
 def render_run(run_dir: Path) -> Path:
@@ -50,9 +46,9 @@ def render_run(run_dir: Path) -> Path:
     return out
 
 
-def latest_runs(runs_root: Path) -> list[dict[str, Any]]:
+def latest_runs(runs_root: Path) -> list[RunRecord]:
     """The newest readable record of each inventory, ordered by inventory name."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, RunRecord] = {}
     if not runs_root.is_dir():
         return []
     for run_dir in sorted(runs_root.iterdir()):
@@ -62,10 +58,8 @@ def latest_runs(runs_root: Path) -> list[dict[str, Any]]:
             record = read_record(run_dir)
         except (OSError, ValueError, json.JSONDecodeError):
             continue
-        name = str(record.get("inventory", "?"))
-        if name not in latest or str(record.get("started_at", "")) >= str(
-            latest[name].get("started_at", "")
-        ):
+        name = record.inventory
+        if name not in latest or record.started_at >= latest[name].started_at:
             latest[name] = record
     return [latest[name] for name in sorted(latest)]
 

@@ -9,15 +9,14 @@ disk; reports are rendered only from this directory, so any report can be rebuil
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-SCHEMA = "readiness.run/1"
+from orchestrator.files import atomic_write
+from orchestrator.record import RunRecord, from_json
+
 RECORD = "run.json"
 
 
@@ -64,26 +63,22 @@ class RunStore:
     def write_bytes(self, data: bytes, *parts: str) -> Path:
         target = self.path(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # 0600 is the mode these files always had (mkstemp's); making run files readable
+        # by other users would be a decision of its own, not part of sharing the helper.
+        atomic_write(target, data, mode=0o600)
         return target
 
     def write_text(self, text: str, *parts: str) -> Path:
         return self.write_bytes(text.encode("utf-8", "replace"), *parts)
 
-    def write_record(self, record: dict[str, Any]) -> Path:
-        return self.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n", RECORD)
+    def write_record(self, record: RunRecord) -> Path:
+        return self.write_text(json.dumps(record.to_json(), indent=2) + "\n", RECORD)
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.dir).as_posix()
 
 
-def read_record(run_dir: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((run_dir / RECORD).read_text())
-    return data
+def read_record(run_dir: Path) -> RunRecord:
+    """The run's record; :class:`~orchestrator.record.RecordError` (a ValueError) if it is
+    not one, ``OSError`` if it cannot be read."""
+    return from_json(json.loads((run_dir / RECORD).read_text()))

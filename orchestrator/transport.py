@@ -24,7 +24,6 @@ import secrets
 import select
 import shlex
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -32,48 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from orchestrator import scripts
 from orchestrator.exceptions import HostError
+from orchestrator.files import atomic_write
 
 TIMEOUT_EXIT_CODE = 124
 """Exit code of a script that was killed because it ran out of time."""
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# The only command line a script ever gets. It reads "<length>\n<script><stdin...>" from
-# stdin, stores the script in a private directory named after a random token, runs it in
-# a new session (so its process group id is its pid, recorded for _KILL) and passes the
-# rest of stdin on to it. bash reads `read` input byte by byte from a pipe and coreutils
-# head -c never reads past its count, so nothing of the script's stdin is swallowed.
-_WRAPPER = r"""
-d="${TMPDIR:-/tmp}/readiness-run.$1"
-mkdir -m 700 -- "$d" || exit 125
-trap 'rm -rf -- "$d"' EXIT
-IFS= read -r n || { echo "readiness: no script on stdin" >&2; exit 125; }
-head -c "$n" > "$d/script" || exit 125
-setsid bash -- "$d/script" <&0 &
-echo "$!" > "$d/pid"
-wait "$!"
-"""
-
-# Kills the process group of the script started by _WRAPPER with the same token: TERM,
-# a short grace, then KILL.
-_KILL = r"""
-d="${TMPDIR:-/tmp}/readiness-run.$1"
-for _ in $(seq 50); do [ -s "$d/pid" ] && break; sleep 0.02; done
-p=$(cat -- "$d/pid" 2>/dev/null) || exit 0
-alive() {
-  # Zombies still count for kill -0; only live members of the group matter.
-  if command -v ps >/dev/null 2>&1; then
-    ps -e -o pgid=,stat= | awk -v p="$p" '$1 == p && $2 !~ /^Z/ { f = 1 } END { exit !f }'
-  else
-    kill -0 -- "-$p" 2>/dev/null
-  fi
-}
-kill -TERM -- "-$p" 2>/dev/null || exit 0
-for _ in $(seq 25); do alive || exit 0; sleep 0.02; done
-kill -KILL -- "-$p" 2>/dev/null
-exit 0
-"""
+# The only command line a script ever gets (bash -c TEXT readiness-run TOKEN), and the one
+# that kills its process group on a timeout (bash -c TEXT readiness-kill TOKEN). Both run
+# as command lines, so they are rendered whole, once, from orchestrator/scripts/.
+_WRAPPER = scripts.render("transport_run.sh")
+_KILL = scripts.render("transport_kill.sh")
 
 
 @dataclass(frozen=True)
@@ -200,18 +171,9 @@ class LocalTransport:
         return Result(script, code, _decode(out), _decode(err), duration, timed_out, self.name)
 
     def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
-        target = Path(remote_path)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            atomic_write(Path(remote_path), data, mode=mode)
         except OSError as err:
-            raise HostError(self.name, f"cannot write {remote_path}: {err}") from err
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except OSError as err:
-            Path(tmp).unlink(missing_ok=True)
             raise HostError(self.name, f"cannot write {remote_path}: {err}") from err
 
     def get(self, remote_path: str) -> bytes:

@@ -1,7 +1,7 @@
 """Real services for the broker application's three layers: MariaDB and a live testserver.
 
 The database is a private MariaDB instance started by readiness's own
-:mod:`orchestrator.database` scripts through a local transport, so these tests also
+:mod:`orchestrator.components.mariadb` scripts through a local transport, so these tests also
 prove that component against a real server. No SQLite stand-in anywhere.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.database import (
-    DatabaseGrant,
+from orchestrator.components import DatabaseGrant
+from orchestrator.components.mariadb import (
     MariaDBInstance,
     provision_script,
     start_script,

@@ -6,12 +6,16 @@ import importlib
 import io
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from orchestrator.appconfig import render_settings_overlay
 from orchestrator.bundle import Bundle, build_bundle
+from orchestrator.components import mariadb
 from orchestrator.deploy import (
+    VENV_FAILED_EXIT,
     Artifacts,
     HostConfig,
     HostNeeds,
@@ -19,12 +23,12 @@ from orchestrator.deploy import (
     install_script,
     missing,
     parse_probe,
+    probe_script,
     push,
     push_stream,
-    render_settings_overlay,
 )
 from orchestrator.layout import Layout
-from orchestrator.transport import FakeTransport
+from orchestrator.transport import FakeTransport, LocalTransport
 from orchestrator.wheelhouse import Wheelhouse
 
 
@@ -93,10 +97,86 @@ def test_one_push_is_one_round_trip_with_the_stream_on_stdin(artifacts: Artifact
     assert "s3cret-value" not in fake.calls[0].script
 
 
-def test_install_script_builds_venvs_without_ensurepip(artifacts: Artifacts) -> None:
-    script = install_script(Layout("/r"), "python3", ["wheels-w1"], artifacts, needs(artifacts))
-    assert "-m venv --without-pip /r/venvs/w1" in script
-    assert "--no-index" in script
+# Characters the shell treats specially: the deploy root must arrive literally. (Not "; ",
+# which pip reads as an environment marker in a wheel's path, whatever the shell does.)
+HOSTILE_ROOT = 'it\'s a "$(id)" `id` $HOME & * dir'
+# A stand-in for pip's wheel: the install script runs "<wheel>/pip" with the venv's Python,
+# as pip's own wheel is run; this one records its arguments in the venv instead.
+FAKE_PIP = """\
+import os, sys
+with open(os.path.join(sys.prefix, "pip-args"), "w") as out:
+    out.write("\\n".join(sys.argv[1:]))
+"""
+
+
+def test_install_unpacks_every_part_then_the_probe_finds_nothing_missing(tmp_path: Path) -> None:
+    """The real install and probe scripts, run locally: a cold deploy, then a warm one."""
+    wheels = tmp_path / "wh"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "pip-99-py3-none-any.whl", "w") as whl:
+        whl.writestr("pip/__main__.py", FAKE_PIP)
+    (wheels / "Django-5.2-py3-none-any.whl").write_bytes(b"django")
+    house = Wheelhouse(wheels, "w1")
+    for name in ("src", "cli"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.py").write_text("x = 1\n")
+    artifacts = Artifacts(
+        build_bundle(tmp_path / "src"), build_bundle(tmp_path / "cli"), house, house
+    )
+    config = HostConfig({"readiness_settings.py": "X = 1\n"}, {"K": "it's $(id)"})
+    n = HostNeeds(True, True, (house,), config)
+    layout = Layout(str(tmp_path / HOSTILE_ROOT))
+    Path(layout.venv("old")).mkdir(parents=True)  # of earlier requirements: removed
+    local = LocalTransport()
+
+    parts = missing(n, Probe({}, {}), artifacts)
+    stream = push_stream(parts, n, artifacts)
+    script = install_script(layout, sys.executable, parts, artifacts, n)
+    result = local.run(script, stdin=stream, timeout=300)
+    assert result.ok, result.stderr
+    assert Path(layout.app, "src.py").exists() and Path(layout.client, "cli.py").exists()
+    assert Path(layout.secrets).stat().st_mode & 0o777 == 0o600
+    assert Path(layout.secrets).read_text() == "K='it'\"'\"'s $(id)'\n"
+    venv = Path(layout.venv("w1"))
+    assert (venv / ".complete").exists() and not Path(layout.venv("old")).exists()
+    assert not (venv / "bin" / "pip").exists()  # --without-pip: no ensurepip, no download
+    pip_args = (venv / "pip-args").read_text().splitlines()
+    assert pip_args[:2] == ["install", "--quiet"] and "--no-index" in pip_args
+    assert sorted(Path(arg).name for arg in pip_args if arg.endswith(".whl")) == [
+        "Django-5.2-py3-none-any.whl",
+        "pip-99-py3-none-any.whl",
+    ]
+
+    found = parse_probe(local.run(probe_script(layout, sys.executable), timeout=60).stdout)
+    assert found.facts["deploy_root_writable"] == "yes"
+    assert missing(n, found, artifacts) == []
+
+
+def test_a_venv_that_does_not_build_fails_the_install_with_its_exit_code(
+    tmp_path: Path,
+) -> None:
+    wheels = tmp_path / "wh"
+    wheels.mkdir()
+    (wheels / "pip-0-py3-none-any.whl").write_bytes(b"not a zip")
+    house = Wheelhouse(wheels, "w1")
+    n = HostNeeds(False, False, (house,), None)
+    bundle = Bundle(b"", "d", 0)
+    artifacts = Artifacts(bundle, bundle, house, house)
+    layout = Layout(str(tmp_path / "root"))
+    stream = push_stream(["wheels-w1"], n, artifacts)
+    script = install_script(layout, sys.executable, ["wheels-w1"], artifacts, n)
+    result = LocalTransport().run(script, stdin=stream, timeout=120)
+    assert result.exit_code == VENV_FAILED_EXIT
+    assert "building a virtualenv failed" in result.stderr
+    assert not Path(layout.venv("w1"), ".complete").exists()
+
+
+def test_the_probe_reports_a_deploy_root_it_cannot_create(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = LocalTransport().run(probe_script(Layout(f"{blocker}/root"), "python3"))
+    assert result.ok, result.stderr
+    assert parse_probe(result.stdout).facts["deploy_root_writable"] == "no"
 
 
 def test_probe_output_is_parsed_into_markers_and_facts() -> None:
@@ -135,6 +215,7 @@ def test_the_overlay_replaces_database_and_hosts_of_any_settings_module(
     (tmp_path / "readiness_settings.py").write_text(
         render_settings_overlay(
             settings="thirdparty.settings",
+            client=mariadb.CLIENT,
             db_name="app",
             db_host="/srv/r/db/mysqld.sock",
             db_port="",
@@ -164,7 +245,7 @@ def test_the_django_test_runner_writes_junit_that_counts_right(
 ) -> None:
     import unittest
 
-    from orchestrator.deploy import render_test_runner
+    from orchestrator.appconfig import render_test_runner
     from orchestrator.junit import TestCounts, read_counts
 
     (tmp_path / "readiness_runner.py").write_text(render_test_runner())

@@ -34,6 +34,12 @@ def test_ssh_inventory_loads_with_one_host_per_role(app_dir: Path, write_yaml: W
     assert inv.host("cl1").address == "cl1.example.org"
 
 
+def test_the_database_engine_defaults_to_mariadb(app_dir: Path, write_yaml: Write) -> None:
+    assert load_inventory(write_yaml("single.yaml", SINGLE)).database.engine == "mariadb"
+    explicit = SINGLE + "database: {engine: mariadb}\n"
+    assert load_inventory(write_yaml("explicit.yaml", explicit)).database.engine == "mariadb"
+
+
 def test_inventory_names_resolve_under_inventories(tmp_path: Path) -> None:
     assert resolve("single", root=tmp_path) == tmp_path / "inventories" / "single.yaml"
     assert resolve("./x.yaml", root=tmp_path) == Path("x.yaml")
@@ -105,6 +111,11 @@ BAD_CASES = {
         SINGLE + "database: {user: root}\n",
         11,
         "database.user",
+    ),
+    "unknown database engine": (
+        SINGLE + "database: {engine: oracle}\n",
+        11,
+        "database.engine",
     ),
     "ssh host without address": (
         "hosts:\n  - {name: a, roles: [db, server, client]}\n" + APPLICATION,

@@ -34,7 +34,7 @@ def test_a_case_with_failure_and_error_counts_as_error() -> None:
 
 def test_counts_add_up() -> None:
     total = TestCounts(2, 1, 1, 0, 0) + TestCounts(3, 3, 0, 0, 0)
-    assert total.as_dict() == {"total": 5, "passed": 4, "failed": 1, "errors": 0, "skipped": 0}
+    assert total == TestCounts(total=5, passed=4, failed=1, errors=0, skipped=0)
 
 
 @pytest.mark.parametrize("text", ["", "not xml", "<html><body/></html>"])

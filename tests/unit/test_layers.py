@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.exceptions import HostError
+from orchestrator.junit import TestCounts
 from orchestrator.layers import LayerOutcome, layer_script, run_layer
 from orchestrator.layout import Layout
 from orchestrator.store import RunStore
@@ -38,10 +39,10 @@ def test_exit_zero_and_junit_is_a_pass_with_counts(tmp_path: Path) -> None:
     fake = FakeTransport("h1")
     fake.files["/srv/r/results/run1/unit.xml"] = PASSING
     store, outcome = _run(tmp_path, fake)
-    record = outcome.as_record()
-    assert record["status"] == "passed"
-    assert record["tests"] == {"total": 2, "passed": 2, "failed": 0, "errors": 0, "skipped": 0}
-    assert (store.dir / record["junit"][0]).read_bytes() == PASSING
+    record = outcome.to_record()
+    assert record.status == "passed" and record.per_host["h1"].status == "passed"
+    assert record.tests == TestCounts(total=2, passed=2, failed=0, errors=0, skipped=0)
+    assert (store.dir / record.junit[0]).read_bytes() == PASSING
     assert (store.dir / "logs" / "h1" / "unit.log").is_file()
 
 

@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 
 from orchestrator.bundle import Bundle
+from orchestrator.context import Context
 from orchestrator.deploy import Artifacts
 from orchestrator.exceptions import ConfigError, HostError
 from orchestrator.hosts import Target
 from orchestrator.inventory import load_inventory
-from orchestrator.lifecycle import Context, Step, execute, layers_step
+from orchestrator.lifecycle import Step, execute
 from orchestrator.plan import Options, Plan, build_plan
+from orchestrator.steps.deploy import app_servers
+from orchestrator.steps.layers import layers_step
 from orchestrator.suite import load_suite
 from orchestrator.transport import FakeTransport, Result
 from orchestrator.wheelhouse import Wheelhouse
@@ -42,6 +45,7 @@ def fake_connect(fake: FakeTransport) -> Step:
         wheels = Wheelhouse(Path("/nowhere"), "w1")
         bundle = Bundle(b"", "d1", 0)
         ctx.artifacts = Artifacts(bundle, bundle, wheels, wheels)
+        ctx.servers = app_servers(ctx)
 
     return Step("connect", run)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from orchestrator.database import (
-    DatabaseGrant,
+from orchestrator.components import DatabaseGrant
+from orchestrator.components.mariadb import (
     MariaDBInstance,
     provision_script,
     provision_sql,
@@ -14,6 +18,7 @@ from orchestrator.database import (
     stop_script,
 )
 from orchestrator.exceptions import ConfigError
+from orchestrator.transport import LocalTransport
 
 
 def instance(**kw: object) -> MariaDBInstance:
@@ -101,3 +106,28 @@ def test_start_is_idempotent_and_stop_checks_the_pid_belongs_to_this_instance() 
     assert "/proc/" in stop and "/srv/rdy/db/my.cnf" in stop
     assert "rm -rf" not in stop
     assert "rm -rf /srv/rdy/db" in stop_script(instance(), remove=True)
+
+
+def test_stop_signals_only_the_server_running_with_this_instances_config(tmp_path: Path) -> None:
+    """A recycled pid in the pid file must never get a signal; our own server stops."""
+    db = instance(root=str(tmp_path / "db"))
+    Path(db.root).mkdir()
+
+    def fake_server(config: str) -> subprocess.Popen[bytes]:
+        code = "import time; time.sleep(60)"
+        return subprocess.Popen([sys.executable, "-c", code, f"--defaults-file={config}"])
+
+    local = LocalTransport()
+    stranger, ours = fake_server("/etc/other.cnf"), fake_server(db.config_file)
+    try:
+        Path(db.pid_file).write_text(f"{stranger.pid}\n")
+        assert local.run(stop_script(db), timeout=30).stdout == ""
+        assert stranger.poll() is None
+        Path(db.pid_file).write_text(f"{ours.pid}\n")
+        result = local.run(stop_script(db, remove=True), timeout=30)
+        assert result.ok and result.stdout == "readiness: database stopped\n", result.stderr
+        assert ours.wait(timeout=5) < 0 and not Path(db.root).exists()
+    finally:
+        for proc in (stranger, ours):
+            proc.kill()
+            proc.wait()

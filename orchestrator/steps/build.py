@@ -1,0 +1,56 @@
+"""Step ``build``: bundle the code and build (or reuse) the wheelhouses, on the control node.
+
+Hosts never download anything (lab hosts have no internet, real ones often don't): what
+they install comes from here, cached by the requirements' digest in ``.wheelhouse/``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from orchestrator.bundle import build_bundle
+from orchestrator.components import database_engine
+from orchestrator.context import Context
+from orchestrator.deploy import Artifacts
+from orchestrator.record import BuildRecord
+from orchestrator.wheelhouse import build_wheelhouse
+
+# Always installed next to the application and the client: the test runner the layers
+# use; the server also gets the database engine's driver.
+SERVER_EXTRAS = ("pytest>=8,<10",)
+CLIENT_EXTRAS = ("pytest>=8,<10",)
+GUNICORN = ("gunicorn>=21",)
+
+
+def build_step(ctx: Context) -> None:
+    """Bundle the code and build (or reuse) the wheelhouses on the control node."""
+    app = ctx.inventory.application
+    t0 = time.monotonic()
+    cache = ctx.root / ".wheelhouse"
+    driver = database_engine(ctx.inventory.database.engine).client.requirements
+    server_extras = (
+        *driver,
+        *SERVER_EXTRAS,
+        *(GUNICORN if app.server_mode == "gunicorn" else ()),
+    )
+    server_wheels = build_wheelhouse(
+        [app.source / r for r in app.requirements], server_extras, cache
+    )
+    client_wheels = build_wheelhouse(
+        [app.source / r for r in app.client_requirements], CLIENT_EXTRAS, cache
+    )
+    ctx.artifacts = Artifacts(
+        app=build_bundle(app.source),
+        client=build_bundle(app.source / app.client_source),
+        server_wheels=server_wheels,
+        client_wheels=client_wheels,
+    )
+    duration = time.monotonic() - t0
+    ctx.record.build = BuildRecord(
+        app_digest=ctx.artifacts.app.digest,
+        client_digest=ctx.artifacts.client.digest,
+        server_wheelhouse=server_wheels.digest,
+        client_wheelhouse=client_wheels.digest,
+        duration_s=round(duration, 3),
+    )
+    ctx.progress("control", "build", f"bundles and wheelhouses ready in {duration:.1f}s")

@@ -1,0 +1,175 @@
+"""Step ``deploy``: carry out the plan's deploy steps, every host in parallel.
+
+Per host: its database (if the plan has a ``db`` step there), then one stream holding
+only what its ``server`` and ``client`` steps lack. Each server's configuration is
+decided before any host work starts, so a missing environment variable is a
+configuration error naming the variable, not a failure of some host.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+
+from orchestrator.appconfig import existing_endpoint, server_config
+from orchestrator.components import AppServer, Database, DatabaseGrant, Endpoint, database_engine
+from orchestrator.components.appserver import DjangoServer
+from orchestrator.context import Context
+from orchestrator.deploy import HostConfig, HostNeeds, check_wheels_fit, push
+from orchestrator.exceptions import GroupError
+from orchestrator.hosts import on_all
+from orchestrator.record import DeployRecord
+
+
+def deploy_step(ctx: Context) -> None:
+    """Every host in parallel: its database (if db) and the one stream it lacks (if any)."""
+    managed = _managed_database(ctx)
+    grant = None
+    if managed is not None:
+        ctx.database, grant = managed
+    configs = {name: _server_config(ctx, name) for name in _servers(ctx)}
+    ctx.servers = app_servers(ctx)
+    ctx.record.deploy = [DeployRecord(s.host, s.component) for s in ctx.plan.deploy]
+    try:
+        on_all("deploy", ctx.plan.hosts, lambda name: _deploy_host(ctx, name, grant, configs))
+    except GroupError as err:
+        for name, failure in err.failures.items():
+            ctx.keep_output(name, "deploy", failure)
+            for entry in _entries(ctx, name):
+                if entry.status == "running":
+                    entry.status, entry.error = "failed", ctx.redact(str(failure))
+        raise
+
+
+def _servers(ctx: Context) -> list[str]:
+    return [h.name for h in ctx.inventory.with_role("server")]
+
+
+def _entries(ctx: Context, host: str) -> list[DeployRecord]:
+    """The record's entries of ``host``'s deploy steps (to mark them done or failed)."""
+    return [e for e in ctx.record.deploy if e.host == host]
+
+
+def _managed_database(ctx: Context) -> tuple[Database, DatabaseGrant] | None:
+    """The database instance the plan deploys, and its grant; None if the plan has no
+    ``db`` step (an existing database)."""
+    step = next((s for s in ctx.plan.deploy if s.component == "db"), None)
+    if step is None:
+        return None
+    spec = ctx.inventory.database
+    target = ctx.targets[step.host]
+    database = database_engine(spec.engine).instance(step.host, target, spec.port)
+    return database, DatabaseGrant(
+        name=spec.name,
+        user=spec.user,
+        password=ctx.secrets["db_password"],
+        client_hosts=tuple(
+            "localhost" if ctx.plan.database_link(s) == "socket" else ctx.targets[s].ip
+            for s in _servers(ctx)
+        ),
+    )
+
+
+def _endpoint(ctx: Context, server: str) -> Endpoint:
+    """How ``server`` reaches the database: what the database hands the application."""
+    spec = ctx.inventory.database
+    if ctx.database is None:
+        engine = database_engine(spec.engine)
+        endpoint = existing_endpoint(engine, spec, os.environ, ctx.inventory.file)
+        ctx.extra_secrets.append(endpoint.password)
+        return endpoint
+    return ctx.database.endpoint(
+        link=ctx.plan.database_link(server),
+        name=spec.name,
+        user=spec.user,
+        password=ctx.secrets["db_password"],
+    )
+
+
+def _server_config(ctx: Context, server: str) -> HostConfig:
+    target = ctx.targets[server]
+    endpoint = _endpoint(ctx, server)
+    config = server_config(
+        settings=ctx.inventory.application.settings,
+        endpoint=endpoint,
+        secret_key=ctx.secrets["secret_key"],
+        allowed_hosts=[target.ip, target.address],
+    )
+    ctx.extra_secrets.append(endpoint.url)
+    return config
+
+
+def app_servers(ctx: Context) -> dict[str, AppServer]:
+    """The application server each server host will run (started by the layers step)."""
+    return {name: _app_server(ctx, name) for name in _servers(ctx)}
+
+
+def _app_server(ctx: Context, name: str) -> DjangoServer:
+    app = ctx.inventory.application
+    assert ctx.artifacts is not None
+    layout = ctx.layout(name)
+    return DjangoServer(
+        layout=layout,
+        venv=layout.venv(ctx.artifacts.server_wheels.digest),
+        mode=app.server_mode,
+        address=ctx.targets[name].ip,
+        port=app.server_port,
+        fixtures=app.fixtures,
+        health_path=app.health_path,
+        env=app.env,
+    )
+
+
+def _deploy_host(
+    ctx: Context, name: str, grant: DatabaseGrant | None, configs: Mapping[str, HostConfig]
+) -> None:
+    components = {s.component for s in ctx.plan.deploy if s.host == name}
+    if "db" in components and grant is not None:
+        _deploy_database(ctx, name, grant)
+    if components & {"server", "client"}:
+        _deploy_code(ctx, name, components, configs.get(name))
+
+
+def _deploy_database(ctx: Context, name: str, grant: DatabaseGrant) -> None:
+    """Start (if needed) and provision, in one round trip."""
+    assert ctx.database is not None
+    t0 = time.monotonic()
+    ctx.transports[name].run(ctx.database.up_script(grant), timeout=300).check(
+        "starting the database"
+    )
+    for entry in _entries(ctx, name):
+        if entry.component == "db":
+            entry.status, entry.duration_s = "ok", round(time.monotonic() - t0, 3)
+    ctx.progress(name, "deploy", f"database up on {ctx.database.describe()}")
+
+
+def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConfig | None) -> None:
+    """The one stream of code, wheels and settings the host lacks, installed."""
+    artifacts = ctx.artifacts
+    assert artifacts is not None
+    houses = [artifacts.server_wheels] * ("server" in components) + [artifacts.client_wheels] * (
+        "client" in components
+    )
+    check_wheels_fit(name, ctx.probes[name].facts, tuple(houses))
+    needs = HostNeeds(
+        app="server" in components,
+        client="client" in components,
+        venvs=tuple({w.digest: w for w in houses}.values()),
+        config=config,
+    )
+    host = ctx.targets[name].host
+    report = push(
+        ctx.transports[name], ctx.layout(name), host.python, needs, artifacts, ctx.probes[name]
+    )
+    for entry in _entries(ctx, name):
+        if entry.component != "db":
+            entry.status, entry.duration_s = "ok", round(report.duration_s, 3)
+            entry.sent, entry.bytes_sent = list(report.sent), report.bytes_sent
+            entry.round_trips = report.round_trips
+    what = ", ".join(report.sent) or "nothing (up to date)"
+    ctx.progress(
+        name,
+        "deploy",
+        f"sent {what} ({report.bytes_sent / 1e6:.1f} MB) in {report.duration_s:.1f}s",
+    )

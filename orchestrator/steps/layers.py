@@ -1,0 +1,116 @@
+"""Step ``layers``: run the suite's layers in order, each bracketed by TCP counters.
+
+The live server runs only for the layers that need it: ``testserver`` and Django's own
+tests share the test database, so they never run at the same time. A failed ``stop``
+gate blocks the later layers, which are recorded as ``blocked``.
+"""
+
+from __future__ import annotations
+
+from orchestrator import counters
+from orchestrator.context import Context
+from orchestrator.exceptions import InfrastructureError, ReadinessError
+from orchestrator.hosts import on_all
+from orchestrator.layers import LayerOutcome, run_layer
+from orchestrator.plan import LayerStep
+from orchestrator.record import CounterRecord
+
+
+def layers_step(ctx: Context) -> None:
+    """Run the layers in order; a failed gate blocks the rest (recorded as ``blocked``)."""
+    ctx.record.layers = []
+    ctx.record.counters = {}
+    blocked_by: str | None = None
+    for step in ctx.plan.layers:
+        if blocked_by is not None:
+            ctx.record.layers.append(
+                LayerOutcome.blocked(step.layer, step.hosts, blocked_by).to_record()
+            )
+            ctx.progress("-", step.layer.name, f"blocked ({blocked_by})")
+            ctx.save()
+            continue
+        outcome = _run(ctx, step)
+        ctx.save()
+        if outcome.status != "passed" and step.gate == "stop":
+            blocked_by = f"layer '{step.layer.name}' {outcome.status}"
+
+
+def _run(ctx: Context, step: LayerStep) -> LayerOutcome:
+    layer = step.layer
+    _servers_for(ctx, needed="server" in layer.needs)
+    before = snapshot_counters(ctx)
+    ctx.progress(", ".join(step.hosts), layer.name, "running")
+    assert ctx.artifacts is not None
+    wheels = ctx.artifacts.server_wheels if layer.role == "server" else ctx.artifacts.client_wheels
+    outcome = run_layer(
+        ctx.store,
+        layer,
+        {name: ctx.transports[name] for name in step.hosts},
+        {name: ctx.layout(name) for name in step.hosts},
+        venv_digest=wheels.digest,
+        base_url=next((s.url for s in ctx.servers.values()), None),
+        env=ctx.inventory.application.env,
+        secrets=ctx.secret_values(),
+    )
+    after = snapshot_counters(ctx)
+    ctx.record.counters[layer.name] = {
+        host: counter_record(before.get(host, {}), after.get(host, {})) for host in ctx.targets
+    }
+    ctx.record.layers.append(outcome.to_record())
+    t = outcome.tests
+    ctx.progress(
+        ", ".join(step.hosts),
+        layer.name,
+        f"{outcome.status} in {outcome.duration_s:.1f}s "
+        f"({t.passed} passed, {t.failed} failed, {t.errors} errors, {t.skipped} skipped)",
+    )
+    return outcome
+
+
+def counter_record(before: counters.Snapshot, after: counters.Snapshot) -> CounterRecord:
+    return CounterRecord(
+        before=counters.watched(before),
+        after=counters.watched(after),
+        delta=counters.watched(counters.delta(before, after)),
+    )
+
+
+def _servers_for(ctx: Context, *, needed: bool) -> None:
+    """Start the servers for a layer that needs them; stop them before one that does not."""
+    if needed and not ctx.servers:
+        raise InfrastructureError(
+            "a layer needs the application server, but none was deployed (the deploy step "
+            "builds them)"
+        )
+    if needed and not ctx.servers_up:
+        ctx.servers_up = True  # teardown stops them even if a start fails half-way
+        on_all("starting the server", ctx.servers, lambda name: _start(ctx, name))
+    elif not needed and ctx.servers_up:
+        on_all(
+            "stopping the server",
+            ctx.servers,
+            lambda name: ctx.transports[name].run(ctx.servers[name].stop_script(), timeout=60),
+        )
+        ctx.servers_up = False
+
+
+def _start(ctx: Context, name: str) -> None:
+    server = ctx.servers[name]
+    ctx.transports[name].run(server.start_script(), timeout=300).check(
+        f"starting the {server.mode}"
+    )
+    ctx.progress(name, "server", f"{server.mode} healthy at {server.url}")
+
+
+def snapshot_counters(ctx: Context) -> dict[str, counters.Snapshot]:
+    """Every host's TCP counters, in parallel; a host that does not answer gets ``{}``
+    and never costs the other hosts their evidence."""
+
+    def one(name: str) -> counters.Snapshot:
+        try:
+            result = ctx.transports[name].run(counters.SNAPSHOT_SCRIPT, timeout=30)
+        except ReadinessError:
+            return {}
+        return counters.parse(result.stdout) if result.ok else {}
+
+    return on_all("reading TCP counters", ctx.targets, one)

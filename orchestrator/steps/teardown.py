@@ -1,0 +1,70 @@
+"""Step ``teardown``: keep the services' logs, then stop everything the run started.
+
+Runs after every run (success, failure, timeout, Ctrl-C); with ``--keep`` it only keeps
+the logs. A host that is gone is recorded as a teardown failure, and the others are
+still cleaned; only an interrupt escapes it (the lifecycle records that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from orchestrator import deploy
+from orchestrator.components import LogFile
+from orchestrator.context import Context
+from orchestrator.exceptions import GroupError, ReadinessError
+from orchestrator.hosts import on_all
+from orchestrator.record import TeardownRecord
+
+LOG_TAIL_BYTES = 1 << 20
+
+
+def teardown_step(ctx: Context) -> None:
+    """Keep the services' logs, then stop servers, databases and anything a layer left
+    running, and remove secrets; a failing host is recorded, not raised."""
+    t0 = time.monotonic()
+    failures: dict[str, str] = {}
+    keep = ctx.plan.options.keep
+    try:
+        on_all("teardown", list(ctx.transports), lambda name: _one(ctx, name, keep=keep))
+    except GroupError as err:
+        failures = {k: ctx.redact(str(v)) for k, v in err.failures.items()}
+    ctx.record.teardown = TeardownRecord(
+        status="skipped (--keep)" if keep else "failed" if failures else "ok",
+        failures=failures,
+        duration_s=round(time.monotonic() - t0, 3),
+    )
+    if not keep:
+        ctx.progress("all", "teardown", "failed on " + ", ".join(failures) if failures else "done")
+
+
+def _one(ctx: Context, name: str, *, keep: bool) -> None:
+    with contextlib.suppress(ReadinessError):  # the host may be gone; still try to stop
+        _collect_logs(ctx, name)
+    if keep:
+        return
+    layout = ctx.layout(name)
+    script = "".join(s.stop_script() for host, s in ctx.servers.items() if host == name)
+    # Whatever else of this deploy root still runs: a layer's leftovers, or a server of an
+    # earlier run that was killed before its own teardown.
+    script += deploy.stray_kill_script(layout)
+    if ctx.database is not None and ctx.database.host == name:
+        script += ctx.database.stop_script()
+    script += deploy.forget_script(layout, ctx.store.run_id)
+    ctx.transports[name].run(script, timeout=120).check("teardown")
+
+
+def _log_files(ctx: Context, name: str) -> list[LogFile]:
+    files = [f for host, s in ctx.servers.items() if host == name for f in s.log_files()]
+    if ctx.database is not None and ctx.database.host == name:
+        files += ctx.database.log_files()
+    return files
+
+
+def _collect_logs(ctx: Context, name: str) -> None:
+    """The services' own logs, for the run record (the last 1 MiB of each)."""
+    for log in _log_files(ctx, name):
+        result = ctx.transports[name].run(deploy.tail_script(log.path, LOG_TAIL_BYTES), timeout=60)
+        if result.ok and result.stdout:
+            ctx.store.write_text(ctx.redact(result.stdout), "logs", name, log.label)

@@ -1,0 +1,52 @@
+"""The one place Jinja2 environments are made, so every template fails the same way.
+
+Every environment is strict: a value missing from the render call raises instead of
+rendering as nothing (a config file or a script with a silent hole is worse than an
+error). What differs between the template families is passed in: the settings overlay
+and ``my.cnf`` render plain text, the HTML report autoescapes, and the remote scripts
+(:mod:`orchestrator.scripts`) quote every value for the shell through ``finalize``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import jinja2
+
+
+def environment(
+    folder: str,
+    *,
+    autoescape: bool = False,
+    finalize: Callable[[Any], Any] | None = None,
+    trim_blocks: bool = False,
+) -> jinja2.Environment:
+    """A strict environment over ``orchestrator/<folder>/``, keeping trailing newlines.
+
+    ``trim_blocks`` also strips the indentation before a block tag, so ``{% for %}``
+    lines in a script leave no blank or indented lines behind.
+    """
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("orchestrator", folder),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=autoescape,
+        finalize=finalize,
+        trim_blocks=trim_blocks,
+        lstrip_blocks=trim_blocks,
+    )
+
+
+@cache
+def templates(*, autoescape: bool = False) -> jinja2.Environment:
+    """``orchestrator/templates/``: config files, the settings overlay, the HTML report.
+
+    The report wants ``autoescape=True`` (inventory and host names are user input); the
+    generated Python and config files must not be HTML-escaped.
+    """
+    env = environment("templates", autoescape=autoescape)
+    # Values rendered into Python source go through repr(): no quoting mistakes possible.
+    env.filters["py"] = repr
+    return env
