@@ -8,34 +8,75 @@ fixtures), so any Django project can be deployed by writing an inventory and a s
 
 Lab hosts (``connection: lab``) get their address, user and keys from the lab state at
 run time (:mod:`orchestrator.lab` is the one source of truth), not from the file.
+
+Validation is where a hostile or careless value must stop, because everything after it
+trusts the inventory: a deploy root is normalised before it is judged (``/.`` is ``/``),
+addresses that services would bind to must name one host (no wildcard, multicast or
+broadcast), paths read on the control node must stay inside the application, even
+through symlinks, and every pattern matches the whole value (``$`` would let a trailing
+newline through).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.components import ENGINES
-from orchestrator.document import Section, load
+from orchestrator.document import Section, expand_user, load, path_problem, shown, shown_path
 from orchestrator.exceptions import ConfigError
+from orchestrator.lab.design import (
+    DEFAULT_HOSTS,
+    DEFAULT_PREFIX,
+    DEFAULT_SUBNET,
+    hosts_problem,
+    prefix_problem,
+    subnet_problem,
+)
+from orchestrator.wheelhouse import requirement_includes
 
 ROLES = ("db", "server", "client")
 CONNECTIONS = ("lab", "ssh", "local")
 SERVER_MODES = ("testserver", "gunicorn")
 DATABASE_MODES = ("managed", "existing")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# Every pattern is used with fullmatch: '$' also matches before a trailing newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PYTHON = re.compile(r"[A-Za-z0-9._/][A-Za-z0-9._/-]*")
+_HEALTH = re.compile(r"/[A-Za-z0-9._~/?=&%-]*")
+_DB_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 # Remote paths are used in generated scripts: allow a conservative character set only.
-_REMOTE_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
-_RELATIVE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/+-]*$")
+_REMOTE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
+_RELATIVE = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._/+-]*")
+# Lab hosts are named like the lab's own hosts: h1, h2, ... (or <prefix>-h1, ...).
+_LAB_HOST = re.compile(r"(?:[a-z][a-z0-9]{0,5}-)?h([1-9][0-9]{0,2})")
+# A deploy root may not be one of these folders (readiness fills it with app/, etc/,
+# db/ ... and teardown removes what it put there) nor lie inside the system's own trees.
+_SYSTEM_DIRS = frozenset(
+    {
+        "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32",
+        "lost+found", "media", "mnt", "opt", "proc", "root", "run", "sbin", "snap",
+        "srv", "sys", "tmp", "usr", "var",
+    }
+)  # fmt: skip
+_SYSTEM_TREES = frozenset(
+    {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "sys", "usr"}
+)
+# The database's Unix socket is <deploy_root>/db/mysqld.sock, and Linux limits socket
+# paths to 107 bytes.
+MAX_DEPLOY_ROOT = 90
+# A requirement file and what it includes: enough for any project, not for a loop of links.
+MAX_REQUIREMENT_FILES = 100
+MAX_REQUIREMENTS_BYTES = 1 << 20
 _RESERVED_ENV = frozenset(
     {
         "DJANGO_SETTINGS_MODULE",
@@ -123,6 +164,9 @@ class Inventory:
     database: Database
     suite: str
     lab: LabSpec | None = None
+    # Where the suite was named (the 'suite' field's line, or the top's when it is left
+    # out), so that an error in the suite file can say which inventory line chose it.
+    suite_line: int = 1
 
     def with_role(self, role: str) -> tuple[Host, ...]:
         return tuple(h for h in self.hosts if role in h.roles)
@@ -142,11 +186,12 @@ class Inventory:
 
 def resolve(name_or_path: str, *, root: Path) -> Path:
     """An inventory given as a name in ``root/inventories`` or as a path to a file."""
-    candidate = Path(name_or_path).expanduser()
-    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        return candidate
-    if not _NAME.match(name_or_path):
-        raise ConfigError(f"'{name_or_path}' is neither an inventory name nor a path to a file")
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        return expand_user(name_or_path)
+    if not _NAME.fullmatch(name_or_path):
+        raise ConfigError(
+            f"{shown(name_or_path)} is neither an inventory name nor a path to a file"
+        )
     return root / "inventories" / f"{name_or_path}.yaml"
 
 
@@ -154,19 +199,23 @@ def load_inventory(path: Path) -> Inventory:
     """Read and validate an inventory file (no host is contacted)."""
     top = Section(load(path), file=str(path))
     name = top.get("name", str, _default_name(path))
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise top.error("name", "must be letters, digits, '.', '_' or '-' (at most 63)")
     top.get("schema", int, 1)
-    lab = _lab(top)
+    lab, lab_section = _lab(top)
     hosts: list[Host] = []
     for section in top.sections("hosts"):
-        host = _host(section, lab is not None, path.parent)
+        host = _host(section, lab, path.parent)
         if any(h.name == host.name for h in hosts):
             raise section.error("name", f"host name '{host.name}' is used twice")
         hosts.append(host)
+    if lab is not None:
+        _check_lab_size(top, lab_section, lab, hosts)
     application = _application(top, path)
     database = _database(top)
     _check_roles(top, hosts, database)
+    _check_ports(top, hosts, application, database)
+    suite_item = top.raw("suite")
     suite = top.get("suite", str, "default")
     top.finish()
     return Inventory(
@@ -177,71 +226,111 @@ def load_inventory(path: Path) -> Inventory:
         database=database,
         suite=suite,
         lab=lab,
+        suite_line=suite_item.line if suite_item else top.line,
     )
+
+
+def suite_error(inventory: Inventory, err: ConfigError) -> ConfigError:
+    """``err``, about the suite this inventory chose, also saying which line chose it.
+
+    The user may never have typed the suite's name (it came from the inventory's
+    ``suite:`` field, or its default): without this they would not know why that file.
+    """
+    if err.file is None:  # the name itself is wrong: that is the inventory's own error
+        return ConfigError(
+            err.message, file=str(inventory.file), line=inventory.suite_line, field="suite"
+        )
+    named = ConfigError(
+        f"{err.message} (the suite named by {inventory.file}, line {inventory.suite_line}, "
+        "field 'suite')"
+    )
+    named.file, named.line, named.field = err.file, err.line, err.field
+    return named
 
 
 def _default_name(path: Path) -> str:
     stem = re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem)[:63] or "inventory"
-    return stem if _NAME.match(stem) else "inventory"
+    return stem if _NAME.fullmatch(stem) else "inventory"
 
 
-def _lab(top: Section) -> LabSpec | None:
+def _lab(top: Section) -> tuple[LabSpec | None, Section | None]:
+    """The ``lab:`` section: its prefix and subnet checked as ``lab.up`` would check them,
+    here, so that ``--dry-run`` refuses them too and the error has a file and a line."""
     item = top.raw("lab")
     if item is None or item.value is None or item.value is False:
-        return None
+        return None, None
     if item.value is True:
-        return LabSpec()
+        return LabSpec(), None
     sub = top.section("lab")
     assert sub is not None
-    lab = LabSpec(
-        prefix=sub.optional("prefix", str),
-        hosts=sub.optional("hosts", int),
-        subnet=sub.optional("subnet", str),
-    )
-    if lab.hosts is not None and not 1 <= lab.hosts <= 32:
+    prefix = sub.optional("prefix", str)
+    problem = prefix_problem(prefix) if prefix is not None else None
+    if problem:
+        raise sub.error("prefix", problem)
+    subnet = sub.optional("subnet", str)
+    problem = subnet_problem(subnet) if subnet is not None else None
+    if problem:
+        raise sub.error("subnet", problem)
+    hosts = sub.optional("hosts", int)
+    if hosts is not None and not 1 <= hosts <= 32:
         raise sub.error("hosts", "must be between 1 and 32")
     sub.finish()
-    return lab
+    return LabSpec(prefix=prefix, hosts=hosts, subnet=subnet), sub
 
 
-def _host(s: Section, lab: bool, base: Path) -> Host:
+def _check_lab_size(top: Section, sub: Section | None, lab: LabSpec, hosts: list[Host]) -> None:
+    """The lab asked for must have the hosts the inventory names (h1..hN), and its subnet
+    room for them; ``lab.up`` would otherwise refuse them at run time, with no line."""
+    indices = [
+        int(match.group(1))
+        for h in hosts
+        if h.connection == "lab" and (match := _LAB_HOST.fullmatch(h.name))
+    ]
+    needed = max(indices, default=0)
+    if lab.hosts is not None and needed > lab.hosts:
+        assert sub is not None  # lab.hosts comes from a lab: section
+        raise sub.error(
+            "hosts", f"is {lab.hosts}, but host 'h{needed}' needs a lab of {needed} hosts"
+        )
+    # A new lab gets lab.hosts hosts, 4 by default (an existing one keeps its own).
+    count = max(lab.hosts or DEFAULT_HOSTS, needed)
+    problem = hosts_problem(count, ipaddress.IPv4Network(lab.subnet or DEFAULT_SUBNET))
+    if problem:
+        if sub is None:
+            raise top.error("lab", problem)
+        key = "subnet" if lab.subnet else "hosts"
+        raise sub.error(key, f"{problem} (lab.hosts: {lab.hosts or f'{DEFAULT_HOSTS} by default'})")
+
+
+def _host(s: Section, lab: LabSpec | None, base: Path) -> Host:
     name = s.get("name", str, required=True)
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise s.error("name", "must be letters, digits, '.', '_' or '-' (at most 63)")
-    roles = s.string_list("roles")
-    for role in roles:
-        if role not in ROLES:
-            raise s.error("roles", f"unknown role {role!r}; roles are {', '.join(ROLES)}")
-    if not roles:
-        raise s.error("roles", "must name at least one role")
-    if len(set(roles)) != len(roles):
-        raise s.error("roles", "lists a role twice")
+    roles = _roles(s)
     connection = s.choice("connection", CONNECTIONS, "lab" if lab else "ssh")
-    if connection == "lab" and not lab:
-        raise s.error("connection", "is 'lab' but the inventory has no 'lab:' section")
+    if connection == "lab":
+        if lab is None:
+            raise s.error("connection", "is 'lab' but the inventory has no 'lab:' section")
+        _check_lab_name(s, name, lab)
     address = s.optional("address", str)
     if address is not None:
-        _check_address(s, address)
+        problem = address_problem(address)
+        if problem:
+            raise s.error("address", problem)
     if connection == "ssh" and address is None:
         raise s.error("address", "is required for an ssh host")
     if connection == "lab" and address is not None:
         raise s.error("address", "comes from the lab state for a lab host; remove it")
     user = s.optional("user", str)
-    if user is not None and not _USER.match(user):
-        raise s.error("user", f"is not a valid user name: {user!r}")
+    if user is not None and not _USER.fullmatch(user):
+        raise s.error("user", f"is not a valid user name: {shown(user)}")
     port = s.get("port", int, 22)
     if not 1 <= port <= 65535:
         raise s.error("port", "must be between 1 and 65535")
     deploy_root = s.optional("deploy_root", str)
-    if deploy_root is not None and (
-        not _REMOTE_PATH.match(deploy_root) or "/../" in deploy_root + "/" or deploy_root == "/"
-    ):
-        raise s.error(
-            "deploy_root", "must be an absolute path of letters, digits and ._+-/ (not '/')"
-        )
     python = s.get("python", str, "python3")
-    if not re.match(r"^[A-Za-z0-9._/-]+$", python):
-        raise s.error("python", f"is not a plain interpreter name or path: {python!r}")
+    if not _PYTHON.fullmatch(python):
+        raise s.error("python", f"is not a plain interpreter name or path: {shown(python)}")
     key_file = s.optional("key_file", str)
     known_hosts = s.optional("known_hosts", str)
     s.finish()
@@ -253,21 +342,123 @@ def _host(s: Section, lab: bool, base: Path) -> Host:
         user=user,
         port=port,
         # Relative paths are relative to the inventory file, like application.source.
-        key_file=base / Path(key_file).expanduser() if key_file else None,
-        known_hosts=base / Path(known_hosts).expanduser() if known_hosts else None,
-        deploy_root=deploy_root,
+        key_file=_control_path(s, "key_file", key_file, base) if key_file else None,
+        known_hosts=_control_path(s, "known_hosts", known_hosts, base) if known_hosts else None,
+        deploy_root=_deploy_root(s, deploy_root) if deploy_root is not None else None,
         python=python,
     )
 
 
-def _check_address(s: Section, address: str) -> None:
+def _roles(s: Section) -> tuple[str, ...]:
+    roles = s.string_list("roles")
+    for role in roles:
+        if role not in ROLES:
+            raise s.error("roles", f"unknown role {shown(role)}; roles are {', '.join(ROLES)}")
+    if not roles:
+        raise s.error("roles", "must name at least one role")
+    if len(set(roles)) != len(roles):
+        raise s.error("roles", "lists a role twice")
+    return roles
+
+
+def _check_lab_name(s: Section, name: str, lab: LabSpec) -> None:
+    """A lab host is one of the lab's hosts, found by name: h1, h2, ... (``<prefix>-h1``)."""
+    prefix = lab.prefix or DEFAULT_PREFIX
+    if not _LAB_HOST.fullmatch(name) or ("-" in name and not name.startswith(f"{prefix}-h")):
+        raise s.error(
+            "name",
+            f"'{name}' is not a lab host name: the lab's hosts are h1, h2, ... "
+            f"(or {prefix}-h1, {prefix}-h2, ...)",
+        )
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` cannot name one host, or None.
+
+    Services bind to a host's address and the database grants it: a wildcard would
+    expose them on every interface, a multicast or broadcast address is no host. A
+    number the resolver reads as a legacy IPv4 form ("0", "127.1") hides such an
+    address behind what looks like a host name, and an IPv6 zone ("%eth0") would carry
+    any text into configuration files and SQL.
+    """
+    if "%" in address:
+        return f"must not carry an IPv6 zone ('%...'): {shown(address)}"
     try:
-        ipaddress.ip_address(address)
-        return
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
     except ValueError:
-        pass
-    if not _HOSTNAME.match(address):
-        raise s.error("address", f"is neither an IP address nor a host name: {address!r}")
+        if not _HOSTNAME.fullmatch(address):
+            return f"is neither an IP address nor a host name: {shown(address)}"
+        try:
+            socket.inet_aton(address)
+        except OSError:
+            return None
+        return (
+            f"{shown(address)} is read by the system as an IPv4 address in a legacy form; "
+            "write the address as four decimal numbers (a.b.c.d)"
+        )
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_unspecified:
+        return f"{address} is the wildcard address (every interface), not a host's address"
+    if ip.is_multicast:
+        return f"{address} is a multicast address, not a host's address"
+    if ip == ipaddress.IPv4Address("255.255.255.255"):
+        return f"{address} is the broadcast address, not a host's address"
+    return None
+
+
+def _deploy_root(s: Section, value: str) -> str:
+    """The deploy root, normalised (``//``, ``/.``) and judged as the folder it names.
+
+    readiness creates app/, etc/, db/, run/ and venvs/ in it and removes what it made:
+    ``/``, a system folder or a folder inside the system's own trees must never be it.
+    ``..`` is refused rather than resolved: where it leads depends on the host's symlinks.
+    """
+    if not _REMOTE_PATH.fullmatch(value):
+        raise s.error(
+            "deploy_root",
+            f"must be an absolute path of letters, digits and ._+-/; got {shown(value)}",
+        )
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise s.error("deploy_root", f"must not contain '..': {shown(value)}")
+    root = "/" + "/".join(parts)
+    if (
+        not parts
+        or (len(parts) == 1 and parts[0] in _SYSTEM_DIRS)
+        or parts[0] in _SYSTEM_TREES
+        or (len(parts) == 2 and parts[0] == "var")
+    ):
+        named = root if value == root else f"{shown(value)}, that is {root},"
+        raise s.error(
+            "deploy_root",
+            f"{named} is a system folder or inside one; readiness fills the deploy root and "
+            "removes what it made there: give a folder of its own, such as "
+            "/var/tmp/readiness/<name>",
+        )
+    if len(root) > MAX_DEPLOY_ROOT:
+        raise s.error(
+            "deploy_root",
+            f"is {len(root)} characters long, at most {MAX_DEPLOY_ROOT}: the database's "
+            "Unix socket lives under it, and Linux limits socket paths to 107 bytes",
+        )
+    return root
+
+
+def _control_path(s: Section, key: str, text: str, base: Path) -> Path:
+    """A path on the control node, relative to the inventory's folder; checked before
+    any system call sees it (NUL, length, an unknown ``~user``)."""
+    problem = path_problem(text)
+    if problem:
+        raise s.error(key, problem)
+    try:
+        path = base / Path(text).expanduser()
+    except RuntimeError:  # "~nobody/x": Python cannot find that user's home
+        raise s.error(key, f"{shown(text)} starts with a user this machine does not know") from None
+    problem = path_problem(str(path))
+    if problem:
+        raise s.error(key, problem)
+    return path
 
 
 def _check_roles(top: Section, hosts: list[Host], database: Database) -> None:
@@ -288,33 +479,77 @@ def _check_roles(top: Section, hosts: list[Host], database: Database) -> None:
         raise top.error("hosts", f"only one host may have the role 'db'; found {', '.join(dbs)}")
 
 
+def _check_ports(top: Section, hosts: list[Host], app: Application, database: Database) -> None:
+    """The managed database and the server must not listen on one port of one machine:
+    the second to start would fail at run time, reported as an infrastructure error."""
+    if database.mode != "managed" or database.port != app.server_port:
+        return
+    for db in (h for h in hosts if "db" in h.roles):
+        for server in (h for h in hosts if "server" in h.roles):
+            if not _same_machine(db, server):
+                continue
+            where = f"host '{db.name}'" if db is server else f"hosts '{db.name}', '{server.name}'"
+            message = (
+                f"database.port and application.server.port are both {database.port} on "
+                f"{where} (one machine): the database and the server need a port each"
+            )
+            section = top.section("database")
+            if section is None or not section.has("port"):
+                application = top.section("application")
+                section = application.section("server") if application else None
+            raise (section or top).error("port", message)
+
+
+def _same_machine(a: Host, b: Host) -> bool:
+    if a is b or a.connection == b.connection == "local":
+        return True
+    if a.address is None or b.address is None:
+        return False  # lab hosts: each its own namespace
+
+    def key(address: str) -> str:
+        try:
+            return str(ipaddress.ip_address(address))
+        except ValueError:
+            return address.lower().rstrip(".")
+
+    return key(a.address) == key(b.address)
+
+
 def _relative(s: Section, key: str, value: str) -> str:
-    """A path shipped to hosts: it must stay inside the application folder."""
-    if not _RELATIVE.match(value) or ".." in Path(value).parts:
-        raise s.error(key, f"must be a relative path inside the application, got {value!r}")
+    """A path inside the application folder, as written (see :func:`_inside` for where
+    it leads once symlinks are followed)."""
+    if not _RELATIVE.fullmatch(value) or ".." in Path(value).parts:
+        raise s.error(key, f"must be a relative path inside the application, got {shown(value)}")
     return value
 
 
-def _local(s: Section, key: str, value: str) -> str:
-    """A path read only on the control node (requirements, the client folder to bundle):
-    it may lie outside the application folder, e.g. ``../requirements/base.txt``."""
-    if not _RELATIVE.match(value.replace("../", "")) or Path(value).is_absolute():
-        raise s.error(key, f"must be a relative path, got {value!r}")
-    return value
+def _inside(s: Section, key: str, source: Path, relative: str, kind: str) -> None:
+    """``source/relative`` is a ``kind`` ("file" or "folder") inside ``source`` once every
+    symlink is followed: it is read on the control node, and shipped or given to pip."""
+    target = source / relative
+    try:
+        real = target.resolve()
+        exists = real.is_dir() if kind == "folder" else real.is_file()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        real, exists = target, False
+    if not real.is_relative_to(source):
+        raise s.error(
+            key,
+            f"{shown(relative)} leads outside the application ({shown_path(source)}) "
+            "through a symlink; it must stay inside it",
+        )
+    if not exists:
+        raise s.error(key, f"{kind} {shown_path(target)} does not exist")
 
 
 def _application(top: Section, path: Path) -> Application:
     s = top.section("application", required=True)
     assert s is not None
-    source_text = s.get("source", str, required=True)
-    source = (path.parent / Path(source_text).expanduser()).resolve()
-    if not (source / "manage.py").is_file():
-        raise s.error("source", f"{source} is not a Django project (no manage.py there)")
+    source = _source(s, path.parent)
     settings = s.get("settings", str, required=True)
-    if not _MODULE.match(settings):
-        raise s.error("settings", f"is not a Python module name: {settings!r}")
-    requirements = tuple(_local(s, "requirements", r) for r in s.string_list("requirements"))
-    _check_files(s, "requirements", source, requirements)
+    if not _MODULE.fullmatch(settings):
+        raise s.error("settings", f"is not a Python module name: {shown(settings)}")
+    requirements = _requirement_files(s, "requirements", source, s.string_list("requirements"))
     fixtures = _fixtures(s, source)
     mode, port, health = _server(s.section("server"))
     client_source, client_reqs = _client(s.section("client"), source, requirements)
@@ -334,12 +569,84 @@ def _application(top: Section, path: Path) -> Application:
     )
 
 
-def _check_files(s: Section, key: str, source: Path, names: tuple[str, ...]) -> None:
-    """Requirement files are read on the control node: a missing one is a config error now,
+def _source(s: Section, base: Path) -> Path:
+    """The application's folder (relative to the inventory's), resolved: the folder every
+    other application path must stay inside."""
+    source = _control_path(s, "source", s.get("source", str, required=True), base)
+    try:
+        source = source.resolve()
+        ok = (source / "manage.py").is_file()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        ok = False
+    if not ok:
+        raise s.error(
+            "source", f"{shown_path(source)} is not a Django project (no manage.py there)"
+        )
+    return source
+
+
+def _requirement_files(
+    s: Section, key: str, source: Path, names: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Requirement files are read on the control node and handed to pip: each, and every
+    file it includes, must be inside the application. A missing one is an error now,
     not a failed wheelhouse build later."""
     for name in names:
-        if not (source / name).is_file():
-            raise s.error(key, f"file {source / name} does not exist")
+        _relative(s, key, name)
+        _inside(s, key, source, name, "file")
+        _check_includes(s, key, source, (source / name).resolve())
+    return names
+
+
+def _check_includes(s: Section, key: str, source: Path, first: Path) -> None:
+    """What a requirement file includes (-r, -c) pip reads too: only files inside the
+    application. Errors name the including file and line, never a line's content."""
+    seen: set[Path] = set()
+    pending = [first]
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        if len(seen) > MAX_REQUIREMENT_FILES:
+            raise s.error(key, f"includes more than {MAX_REQUIREMENT_FILES} requirement files")
+        for line, target in requirement_includes(_read_requirements(s, key, path)):
+            where = f"{shown_path(path)}, line {line},"
+            if "://" in target or target.startswith("file:") or "${" in target:
+                raise s.error(
+                    key,
+                    f"{where} includes a URL or an environment variable: "
+                    "only files inside the application may be included",
+                )
+            problem = path_problem(target)
+            if problem:
+                raise s.error(key, f"{where} includes an impossible path ({problem})")
+            included = path.parent / target
+            try:
+                real = included.resolve()
+                ok = real.is_file()
+            except (OSError, RuntimeError):
+                real, ok = included, False
+            if not real.is_relative_to(source):
+                raise s.error(
+                    key,
+                    f"{where} includes a file outside the application "
+                    f"({shown_path(source)}); only files inside it may be included",
+                )
+            if not ok:
+                raise s.error(key, f"{where} includes a file that does not exist")
+            pending.append(real)
+
+
+def _read_requirements(s: Section, key: str, path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_REQUIREMENTS_BYTES + 1)
+    except OSError as err:
+        raise s.error(key, f"cannot read {shown_path(path)} ({err.strerror})") from None
+    if len(data) > MAX_REQUIREMENTS_BYTES:
+        raise s.error(key, f"{shown_path(path)} is larger than {MAX_REQUIREMENTS_BYTES} bytes")
+    return data.decode("utf-8", errors="replace")
 
 
 def _fixtures(s: Section, source: Path) -> tuple[str, ...]:
@@ -348,8 +655,8 @@ def _fixtures(s: Section, source: Path) -> tuple[str, ...]:
         # A bare label ("initial_data") is Django's to find in the apps' fixtures folders;
         # a path must exist, or the run would fail much later on the host.
         is_label = "/" not in fixture and "." not in fixture
-        if not is_label and not (source / fixture).is_file():
-            raise s.error("fixtures", f"file {source / fixture} does not exist")
+        if not is_label:
+            _inside(s, "fixtures", source, fixture, "file")
     return fixtures
 
 
@@ -362,8 +669,8 @@ def _server(server: Section | None) -> tuple[str, int, str]:
     if not 1024 <= port <= 65535:
         raise server.error("port", "must be between 1024 and 65535")
     health = server.get("health", str, "/")
-    if not re.match(r"^/[A-Za-z0-9._~/?=&%-]*$", health):
-        raise server.error("health", f"must be a URL path starting with '/': {health!r}")
+    if not _HEALTH.fullmatch(health):
+        raise server.error("health", f"must be a URL path starting with '/': {shown(health)}")
     server.finish()
     return mode, port, health
 
@@ -372,16 +679,14 @@ def _client(
     client: Section | None, source: Path, requirements: tuple[str, ...]
 ) -> tuple[str, tuple[str, ...]]:
     """The client's folder and requirements (``application.client``); by default the
-    application's own folder and requirements."""
+    application's own folder and requirements. Both stay inside the application."""
     if client is None:
         return ".", requirements
-    client_source = _local(client, "source", client.get("source", str, "."))
-    if not (source / client_source).is_dir():
-        raise client.error("source", f"folder {source / client_source} does not exist")
-    client_reqs = tuple(
-        _local(client, "requirements", r) for r in client.string_list("requirements", requirements)
+    client_source = _relative(client, "source", client.get("source", str, "."))
+    _inside(client, "source", source, client_source, "folder")
+    client_reqs = _requirement_files(
+        client, "requirements", source, client.string_list("requirements", requirements)
     )
-    _check_files(client, "requirements", source, client_reqs)
     client.finish()
     return client_source, client_reqs
 
@@ -391,14 +696,15 @@ def _env(s: Section) -> dict[str, str]:
     env = s.string_map("env")
     for key in env:
         if (
-            not _ENV_NAME.match(key)
+            not _ENV_NAME.fullmatch(key)
             or key.startswith(("READINESS_", "LD_"))
             or key in _RESERVED_ENV
         ):
             raise s.error(
                 "env",
-                f"{key!r} cannot be set here: readiness sets it itself (settings, secrets, "
-                "interpreter paths), and overriding it would bypass the run's own database",
+                f"{shown(key)} cannot be set here: readiness sets it itself (settings, "
+                "secrets, interpreter paths), and overriding it would bypass the run's own "
+                "database",
             )
     return env
 
@@ -412,8 +718,8 @@ def _database(top: Section) -> Database:
     name = s.get("name", str, "app")
     user = s.get("user", str, "app")
     for key, value in (("name", name), ("user", user)):
-        if not re.match(r"^[A-Za-z0-9_]{1,32}$", value):
-            raise s.error(key, f"must be 1-32 letters, digits or underscores; got {value!r}")
+        if not _DB_NAME.fullmatch(value):
+            raise s.error(key, f"must be 1-32 letters, digits or underscores; got {shown(value)}")
         if value.lower() in ENGINES[engine].reserved_names:
             raise s.error(key, f"{value!r} is reserved by the database server; choose another")
     port = s.get("port", int, 3307)
@@ -422,8 +728,8 @@ def _database(top: Section) -> Database:
     envs: dict[str, str | None] = {}
     for key in ("host_env", "port_env", "user_env", "password_env"):
         var = s.optional(key, str)
-        if var is not None and not _ENV_NAME.match(var):
-            raise s.error(key, f"must name an environment variable, got {var!r}")
+        if var is not None and not _ENV_NAME.fullmatch(var):
+            raise s.error(key, f"must name an environment variable, got {shown(var)}")
         envs[key] = var
     if mode == "existing":
         for key in ("host_env", "password_env"):

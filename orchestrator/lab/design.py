@@ -42,52 +42,73 @@ PEER_IFNAME = "eth0"
 STATE_FILE = "lab.json"
 IFNAME_MAX = 15
 
-_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+_PREFIX = re.compile(r"[a-z][a-z0-9]{0,5}")
 # Characters that would need escaping in sshd_config or be expanded there (%h, %u...).
 _UNSAFE_PATH = re.compile(r'["\\%\n\r\t]')
+# RFC 1918: the lab's addresses must never shadow a network someone else uses. Python's
+# ``is_private`` is wider (0.0.0.0/8, 192.0.2.0/24, 240.0.0.0/4 ... count as "private").
+PRIVATE_RANGES = tuple(
+    ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+
+
+def prefix_problem(prefix: object) -> str | None:
+    """Why ``prefix`` cannot name a lab, or None.
+
+    The problem comes as text so that each caller can place it: ``lab.up`` names the
+    option, the inventory loader its file, line and field.
+    """
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        return (
+            f"invalid lab prefix {prefix!r:.40}: use 1 to 6 characters of [a-z0-9] starting "
+            "with a letter (e.g. 'rdy'); it is part of every interface and namespace name the "
+            f"lab creates, and Linux limits interface names to {IFNAME_MAX} characters"
+        )
+    return None
 
 
 def validate_prefix(prefix: str) -> str:
-    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
-        raise ConfigError(
-            f"invalid lab prefix {prefix!r}: use 1 to 6 characters of [a-z0-9] starting with "
-            "a letter (e.g. 'rdy'); it is part of every interface and namespace name the lab "
-            f"creates, and Linux limits interface names to {IFNAME_MAX} characters",
-            field="prefix",
-        )
+    problem = prefix_problem(prefix)
+    if problem:
+        raise ConfigError(problem, field="prefix")
     return prefix
 
 
-def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
+def subnet_problem(subnet: str) -> str | None:
+    """Why ``subnet`` cannot hold a lab, or None (see :func:`prefix_problem`)."""
+    shown = f"{subnet!r:.60}"
     try:
         network = ipaddress.ip_network(subnet, strict=True)
-    except ValueError as err:
-        raise ConfigError(
-            f"invalid lab subnet {subnet!r}: {err} (expected an IPv4 network such as "
-            f"{DEFAULT_SUBNET}, with no host bits set)",
-            field="subnet",
-        ) from None
-    if not isinstance(network, ipaddress.IPv4Network):
-        raise ConfigError(f"invalid lab subnet {subnet!r}: only IPv4 is supported", field="subnet")
-    if network.is_loopback or network.is_link_local or network.is_multicast:
-        raise ConfigError(
-            f"invalid lab subnet {subnet!r}: loopback, link-local and multicast ranges "
-            "cannot be used; pick a private range such as 10.213.71.0/24",
-            field="subnet",
+    except (ValueError, TypeError) as err:
+        return (
+            f"invalid lab subnet {shown}: {str(err)[:120]} (expected an IPv4 network such as "
+            f"{DEFAULT_SUBNET}, with no host bits set)"
         )
-    if not network.is_private:
-        raise ConfigError(
-            f"invalid lab subnet {subnet!r}: not a private range; the lab must not shadow "
-            "public addresses (use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)",
-            field="subnet",
+    if not isinstance(network, ipaddress.IPv4Network):
+        return f"invalid lab subnet {shown}: only IPv4 is supported"
+    if network.is_loopback or network.is_link_local or network.is_multicast:
+        return (
+            f"invalid lab subnet {shown}: loopback, link-local and multicast ranges "
+            "cannot be used; pick a private range such as 10.213.71.0/24"
+        )
+    if not any(network.subnet_of(private) for private in PRIVATE_RANGES):
+        return (
+            f"invalid lab subnet {shown}: not a private range; the lab must not shadow "
+            "public addresses (use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)"
         )
     if network.prefixlen > 30:
-        raise ConfigError(
-            f"invalid lab subnet {subnet!r}: too small, a lab needs at least a /30 "
-            "(one address for the bridge, one per host)",
-            field="subnet",
+        return (
+            f"invalid lab subnet {shown}: too small, a lab needs at least a /30 "
+            "(one address for the bridge, one per host)"
         )
-    return network
+    return None
+
+
+def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
+    problem = subnet_problem(subnet)
+    if problem:
+        raise ConfigError(problem, field="subnet")
+    return ipaddress.IPv4Network(subnet)
 
 
 def capacity(network: ipaddress.IPv4Network) -> int:
@@ -95,9 +116,10 @@ def capacity(network: ipaddress.IPv4Network) -> int:
     return network.num_addresses - 3
 
 
-def validate_hosts(hosts: int, network: ipaddress.IPv4Network) -> int:
+def hosts_problem(hosts: int, network: ipaddress.IPv4Network) -> str | None:
+    """Why ``hosts`` lab hosts cannot be made on ``network``, or None."""
     if isinstance(hosts, bool) or not isinstance(hosts, int) or hosts < 1:
-        raise ConfigError(f"invalid number of lab hosts {hosts!r}: need at least 1", field="hosts")
+        return f"invalid number of lab hosts {hosts!r:.40}: need at least 1"
     room = min(capacity(network), MAX_HOSTS)
     if hosts > room:
         why = (
@@ -105,7 +127,14 @@ def validate_hosts(hosts: int, network: ipaddress.IPv4Network) -> int:
             if capacity(network) < MAX_HOSTS
             else f"a lab has at most {MAX_HOSTS} hosts"
         )
-        raise ConfigError(f"too many lab hosts: {hosts} requested, but {why}", field="hosts")
+        return f"too many lab hosts: {hosts} requested, but {why}"
+    return None
+
+
+def validate_hosts(hosts: int, network: ipaddress.IPv4Network) -> int:
+    problem = hosts_problem(hosts, network)
+    if problem:
+        raise ConfigError(problem, field="hosts")
     return hosts
 
 
@@ -332,7 +361,7 @@ def bridge_name(prefix: str) -> str:
 def lab_names(prefix: str) -> tuple[re.Pattern[str], re.Pattern[str], str]:
     """Patterns of the namespaces and veths a lab of this prefix may have made, and its bridge."""
     p = re.escape(validate_prefix(prefix))
-    return re.compile(rf"^{p}-h[0-9]+$"), re.compile(rf"^{p}-v[0-9]+$"), bridge_name(prefix)
+    return re.compile(rf"^{p}-h[0-9]+\Z"), re.compile(rf"^{p}-v[0-9]+\Z"), bridge_name(prefix)
 
 
 def plan_lab(

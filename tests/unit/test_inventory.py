@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -174,3 +176,426 @@ def test_fixtures_may_be_django_labels_or_existing_files(app_dir: Path, write_ya
     assert inv.application.fixtures == ("initial",)
     with pytest.raises(ConfigError, match="does not exist"):
         load_inventory(write_yaml("m.yaml", SINGLE.replace("[fixtures.json]", "[missing.json]")))
+
+
+# --------------------------------------------------------------------------- issue 8
+# Each input that passed validation before (or crashed it), refused now with exit code 2
+# and a one-line message naming the file, the line and the field.
+
+
+def one_host(extra: str, roles: str = "[db, server, client]") -> str:
+    return f"hosts:\n  - {{name: a, address: 192.0.2.10, roles: {roles}{extra}}}\n" + APPLICATION
+
+
+ISSUE_8 = {
+    # Paths are normalised before they are judged.
+    "deploy_root /. is /": (one_host(', deploy_root: "/."'), 2, "hosts[0].deploy_root", "is /"),
+    "deploy_root // is /": (one_host(', deploy_root: "//"'), 2, "hosts[0].deploy_root", "is /"),
+    "deploy_root /./ is /": (one_host(", deploy_root: /./"), 2, "hosts[0].deploy_root", "is /"),
+    "deploy_root with ..": (
+        one_host(", deploy_root: /var/tmp/../etc"),
+        2,
+        "hosts[0].deploy_root",
+        "'..'",
+    ),
+    "deploy_root /etc": (one_host(", deploy_root: /etc"), 2, "hosts[0].deploy_root", "system"),
+    "deploy_root /var": (one_host(", deploy_root: /var//"), 2, "hosts[0].deploy_root", "system"),
+    "deploy_root /var/tmp": (
+        one_host(", deploy_root: /var/tmp"),
+        2,
+        "hosts[0].deploy_root",
+        "system",
+    ),
+    "deploy_root in /usr": (
+        one_host(", deploy_root: /usr/local/app"),
+        2,
+        "hosts[0].deploy_root",
+        "system",
+    ),
+    "deploy_root in /proc": (
+        one_host(", deploy_root: /proc/self"),
+        2,
+        "hosts[0].deploy_root",
+        "system",
+    ),
+    "deploy_root ending in a newline": (
+        one_host(r', deploy_root: "/tmp/x\n"'),
+        2,
+        "hosts[0].deploy_root",
+        "absolute path",
+    ),
+    "deploy_root too long for the database socket": (
+        one_host(", deploy_root: /var/tmp/" + "d" * 90),
+        2,
+        "hosts[0].deploy_root",
+        "107 bytes",
+    ),
+    # Addresses that services would bind to must name one host.
+    "address 0.0.0.0": (
+        one_host("").replace("192.0.2.10", "0.0.0.0"),
+        2,
+        "hosts[0].address",
+        "wildcard",
+    ),
+    "address ::": (one_host("").replace("192.0.2.10", "'::'"), 2, "hosts[0].address", "wildcard"),
+    "address ::ffff:0.0.0.0": (
+        one_host("").replace("192.0.2.10", "'::ffff:0.0.0.0'"),
+        2,
+        "hosts[0].address",
+        "wildcard",
+    ),
+    "address multicast": (
+        one_host("").replace("192.0.2.10", "224.0.0.1"),
+        2,
+        "hosts[0].address",
+        "multicast",
+    ),
+    "address ipv6 multicast": (
+        one_host("").replace("192.0.2.10", "'ff02::1'"),
+        2,
+        "hosts[0].address",
+        "multicast",
+    ),
+    "address broadcast": (
+        one_host("").replace("192.0.2.10", "255.255.255.255"),
+        2,
+        "hosts[0].address",
+        "broadcast",
+    ),
+    "address '0' (0.0.0.0 to the resolver)": (
+        one_host("").replace("192.0.2.10", "'0'"),
+        2,
+        "hosts[0].address",
+        "legacy form",
+    ),
+    "address with an IPv6 zone carrying shell": (
+        one_host("").replace("192.0.2.10", "'fe80::1%$(reboot)'"),
+        2,
+        "hosts[0].address",
+        "zone",
+    ),
+    # The lab section is checked by the loader (and so by --dry-run).
+    "lab prefix rp;id": (
+        SINGLE.replace("lab: true", "lab: {prefix: 'rp;id'}"),
+        1,
+        "lab.prefix",
+        "",
+    ),
+    "lab prefix with a newline": (
+        SINGLE.replace("lab: true", r'lab: {prefix: "rdy\n"}'),
+        1,
+        "lab.prefix",
+        "invalid lab prefix",
+    ),
+    "lab subnet 8.8.8.0/24": (
+        SINGLE.replace("lab: true", "lab: {subnet: 8.8.8.0/24}"),
+        1,
+        "lab.subnet",
+        "not a private range",
+    ),
+    "lab subnet 0.0.0.0/0": (
+        SINGLE.replace("lab: true", "lab: {subnet: 0.0.0.0/0}"),
+        1,
+        "lab.subnet",
+        "not a private range",
+    ),
+    "lab subnet 0.0.0.0/8 (private to Python, not RFC 1918)": (
+        SINGLE.replace("lab: true", "lab: {subnet: 0.0.0.0/8}"),
+        1,
+        "lab.subnet",
+        "not a private range",
+    ),
+    "lab subnet garbage": (
+        SINGLE.replace("lab: true", "lab: {subnet: garbage}"),
+        1,
+        "lab.subnet",
+        "invalid lab subnet",
+    ),
+    "lab subnet too small for the default 4 hosts": (
+        SINGLE.replace("lab: true", "lab: {subnet: 10.0.0.0/30}"),
+        1,
+        "lab.subnet",
+        "room for 1 hosts",
+    ),
+    "lab hosts fewer than the hosts named": (
+        SINGLE.replace("lab: true", "lab: {hosts: 2}").replace("name: h1", "name: h3"),
+        1,
+        "lab.hosts",
+        "h3",
+    ),
+    "lab host that is no lab host name": (
+        SINGLE.replace("name: h1", "name: web"),
+        3,
+        "hosts[0].name",
+        "not a lab host name",
+    ),
+    # Every pattern matches the whole value: '$' let a trailing newline through.
+    "settings ending in a newline": (
+        SINGLE.replace("mysite.settings", r'"mysite.settings\n"'),
+        7,
+        "application.settings",
+        "",
+    ),
+    "database name ending in a newline": (
+        SINGLE + 'database: {name: "app\\n"}\n',
+        11,
+        "database.name",
+        "",
+    ),
+    "user ending in a newline": (
+        one_host(r', user: "deploy\n"'),
+        2,
+        "hosts[0].user",
+        "",
+    ),
+    "requirements ending in a newline": (
+        SINGLE.replace("requirements: requirements.txt", r'requirements: "requirements.txt\n"'),
+        8,
+        "application.requirements",
+        "",
+    ),
+    "env name ending in a newline": (
+        SINGLE + '  env: {"A\\n": x}\n',
+        11,
+        "application.env",
+        "",
+    ),
+    # Requirement, fixture and client paths stay inside the application.
+    "requirements ../../../": (
+        SINGLE.replace("requirements: requirements.txt", "requirements: ../../../etc/passwd"),
+        8,
+        "application.requirements",
+        "inside the application",
+    ),
+    "requirements absolute": (
+        SINGLE.replace("requirements: requirements.txt", "requirements: /etc/passwd"),
+        8,
+        "application.requirements",
+        "inside the application",
+    ),
+    "client source ..": (
+        SINGLE.replace("{source: tests_it,", "{source: '..',"),
+        10,
+        "application.client.source",
+        "inside the application",
+    ),
+    "client requirements ../": (
+        SINGLE.replace("tests_it/requirements.txt", "../app/requirements.txt"),
+        10,
+        "application.client.requirements",
+        "inside the application",
+    ),
+    # Ports of two components on one machine.
+    "database port = server port on one host": (
+        SINGLE + "database: {port: 8000}\n",
+        11,
+        "database.port",
+        "both 8000",
+    ),
+    "server port = default database port on one host": (
+        SINGLE.replace("  client:", "  server: {port: 3307}\n  client:"),
+        10,
+        "application.server.port",
+        "both 3307",
+    ),
+    # Strings no path or argument can hold.
+    "NUL in application.source": (
+        SINGLE.replace("source: app", r'source: "app\0x"'),
+        6,
+        "application.source",
+        "NUL",
+    ),
+    "5,000-character application.source": (
+        SINGLE.replace("source: app", "source: " + "a" * 5000),
+        6,
+        "application.source",
+        "bytes long",
+    ),
+    "unknown ~user in application.source": (
+        SINGLE.replace("source: app", "source: '~nosuchuser/app'"),
+        6,
+        "application.source",
+        "user this machine does not know",
+    ),
+    "lone surrogate in a value": (
+        SINGLE.replace("settings: mysite.settings", r'settings: "\ud800"'),
+        7,
+        "application.settings",
+        "surrogate",
+    ),
+    "5,000-digit integer": (
+        SINGLE + "database: {port: 1" + "0" * 5000 + "}\n",
+        11,
+        "database.port",
+        "invalid int",
+    ),
+}
+
+
+@pytest.mark.parametrize("text,line,field,says", ISSUE_8.values(), ids=ISSUE_8.keys())
+def test_issue_8_inputs_are_refused_naming_file_line_and_field(
+    app_dir: Path, write_yaml: Write, text: str, line: int, field: str, says: str
+) -> None:
+    path = write_yaml("inv.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_inventory(path)
+    message = str(info.value)
+    assert info.value.exit_code == 2
+    assert message.startswith(f"{path}, line {line}, field '{field}': "), message
+    assert says in message and "\n" not in message and len(message) < 600, message
+
+
+def test_deploy_root_is_kept_normalised(app_dir: Path, write_yaml: Write) -> None:
+    inv = load_inventory(write_yaml("inv.yaml", one_host(", deploy_root: /var/tmp//rdy/./x/")))
+    assert inv.hosts[0].deploy_root == "/var/tmp/rdy/x"
+
+
+def test_lab_prefix_subnet_and_size_that_fit_are_accepted(app_dir: Path, write_yaml: Write) -> None:
+    text = SINGLE.replace("lab: true", "lab: {prefix: rt, subnet: 10.9.8.0/29, hosts: 3}")
+    inv = load_inventory(write_yaml("inv.yaml", text.replace("name: h1", "name: rt-h3")))
+    assert inv.lab is not None and (inv.lab.prefix, inv.lab.hosts) == ("rt", 3)
+
+
+def test_db_and_server_on_two_hosts_of_one_address_may_not_share_a_port(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    text = (
+        "hosts:\n"
+        "  - {name: db1, address: 192.0.2.10, roles: [db]}\n"
+        "  - {name: web1, address: 192.0.2.10, roles: [server, client]}\n"
+        + APPLICATION
+        + "database: {port: 8000}\n"
+    )
+    path = write_yaml("inv.yaml", text)
+    with pytest.raises(ConfigError, match=r"line 10, field 'database\.port'.*'db1', 'web1'"):
+        load_inventory(path)
+    # On two machines, the same port is fine.
+    load_inventory(
+        write_yaml(
+            "ok.yaml", text.replace("web1, address: 192.0.2.10", "web1, address: 192.0.2.11")
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "link,target,field",
+    [
+        ("requirements.txt", "/etc/passwd", "application.requirements"),
+        ("fixtures.json", "/etc/hostname", "application.fixtures"),
+        ("tests_it", "/", "application.client.source"),
+    ],
+)
+def test_paths_leading_out_of_the_application_through_a_symlink_are_refused(
+    app_dir: Path, write_yaml: Write, link: str, target: str, field: str
+) -> None:
+    """The resolved path is what pip and the bundler read: a symlink must not reach the
+    whole control node."""
+    if (app_dir / link).is_dir():
+        shutil.rmtree(app_dir / link)
+    else:
+        (app_dir / link).unlink()
+    (app_dir / link).symlink_to(target)
+    text = SINGLE.replace(", requirements: tests_it/requirements.txt", "")
+    with pytest.raises(ConfigError, match=rf"field '{re.escape(field)}'.*leads outside"):
+        load_inventory(write_yaml("inv.yaml", text))
+
+
+def test_requirement_includes_stay_inside_the_application_and_are_never_quoted(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    """`-r ../../../x` inside a requirement file reaches as far as the field itself would."""
+    (app_dir / "requirements.txt").write_text("Django\n# shared\n-r ../../../etc/passwd\n")
+    path = write_yaml("inv.yaml", SINGLE)
+    with pytest.raises(ConfigError) as info:
+        load_inventory(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}, line 8, field 'application.requirements': ")
+    assert f"{app_dir / 'requirements.txt'}, line 3," in message and "outside" in message
+    assert "etc/passwd" not in message  # where the include points is the file's content
+    (app_dir / "requirements.txt").write_text("--requirement=${HOME}/secrets.txt\n")
+    with pytest.raises(ConfigError, match="environment variable") as info:
+        load_inventory(path)
+    assert "HOME" not in str(info.value)
+    (app_dir / "base.txt").write_text("Django\n")
+    (app_dir / "requirements.txt").write_text("-rbase.txt\n-c base.txt  # pins\n")
+    assert load_inventory(path).application.requirements == ("requirements.txt",)
+
+
+def test_a_suite_error_names_the_inventory_line_that_chose_the_suite(
+    app_dir: Path, write_yaml: Write, tmp_path: Path
+) -> None:
+    from orchestrator.lifecycle import load_plan
+    from orchestrator.plan import Options
+
+    suite = write_yaml("bad-suite.yaml", "layers:\n  - {name: u, role: db, command: x}\n")
+    inventory = write_yaml("inv.yaml", SINGLE + "suite: bad-suite.yaml\n")
+    with pytest.raises(ConfigError) as info:
+        load_plan(tmp_path, str(inventory), None, Options(dry_run=True))
+    assert str(info.value) == (
+        f"{suite}, line 2, field 'layers[0].role': must be one of server, client; got 'db' "
+        f"(the suite named by {inventory}, line 11, field 'suite')"
+    )
+    # A wrong name is the inventory's own error.
+    inventory.write_text(SINGLE + "suite: 'no such suite'\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(inventory))}, line 11, field 'suite'"):
+        load_plan(tmp_path, str(inventory), None, Options(dry_run=True))
+    # Left out, the default suite is named by the top of the inventory.
+    inventory.write_text(SINGLE)
+    with pytest.raises(
+        ConfigError, match=r"default\.yaml: file not found \(.*line 1, field 'suite'"
+    ):
+        load_plan(tmp_path, str(inventory), None, Options(dry_run=True))
+    # A suite given on the command line is the user's own: no inventory line to add.
+    with pytest.raises(ConfigError) as info:
+        load_plan(tmp_path, str(inventory), str(suite), Options(dry_run=True))
+    assert "named by" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "suite,says",
+    [
+        ("/proc/self/environ", "is not a regular file"),
+        ("a" * 5000 + ".yaml", "bytes long"),
+        ("~nosuchuser/s.yaml", "user this machine does not know"),
+    ],
+)
+def test_special_or_impossible_suite_paths_in_an_inventory_are_config_errors(
+    app_dir: Path, write_yaml: Write, tmp_path: Path, suite: str, says: str
+) -> None:
+    from orchestrator.lifecycle import load_plan
+    from orchestrator.plan import Options
+
+    inventory = write_yaml("inv.yaml", SINGLE + f"suite: '{suite}'\n")
+    with pytest.raises(ConfigError) as info:
+        load_plan(tmp_path, str(inventory), None, Options(dry_run=True))
+    assert says in str(info.value) and f"{inventory}, line 11, field 'suite'" in str(info.value)
+
+
+def test_a_failed_pip_never_shows_the_requirement_lines(tmp_path: Path) -> None:
+    """pip echoes the line it failed on; that can be a token. The error says only pip's
+    exit code and where its output is kept, readable by this user alone."""
+    from orchestrator.exceptions import InfrastructureError
+    from orchestrator.wheelhouse import build_wheelhouse
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("--no-index\nprivate-pkg-TOKEN-3f9a ==> 9.9 @@\n")
+    with pytest.raises(InfrastructureError) as info:
+        build_wheelhouse([requirements], [], tmp_path / "cache", timeout_s=120)
+    message = str(info.value)
+    assert "TOKEN" not in message and "private-pkg" not in message, message
+    assert "exited with code 1" in message and "\n" not in message
+    (log,) = (tmp_path / "cache").glob("pip-*.log")
+    assert str(log) in message
+    assert "TOKEN-3f9a" in log.read_text() and log.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_unreadable_include_is_named_by_its_file_and_line_only(tmp_path: Path) -> None:
+    from orchestrator.wheelhouse import digest_of
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("Django\n-r secret-\x00-name.txt\n")
+    with pytest.raises(ConfigError) as info:
+        digest_of([requirements], [], "cp311")
+    assert str(info.value) == (
+        f"cannot read the file included at {requirements}, line 2 (invalid path)"
+    )
