@@ -27,12 +27,21 @@ def _exits() -> Iterator[None]:
     """Print readiness errors for the user and exit with the contract's code."""
     try:
         yield
+        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's last flush
+    except BrokenPipeError:
+        # Whoever read stdout has gone (`... --dry-run | head -1`): nothing to report to
+        # them. Later writes go to /dev/null; the exit code is SIGPIPE's, 128 + 13, like
+        # any command whose reader left, and never 0, which would claim a verdict.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise Exit(code=141) from None
     except ReadinessError as err:
         print(f"readiness: {err}", file=sys.stderr)
         raise Exit(code=err.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        # Outside a run (a run finishes its own record and exit code): SIGINT 130,
+        # SIGTERM 143, SIGHUP 129.
         print("readiness: interrupted", file=sys.stderr)
-        raise Exit(code=130) from None
+        raise Exit(code=getattr(err, "exit_code", 130)) from None
     except Exit:
         raise
     except Exception as err:

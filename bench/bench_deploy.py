@@ -48,6 +48,15 @@ def wall_s(record: dict[str, Any]) -> float:
     return sum(float(s["duration_s"]) for s in record["steps"])
 
 
+def bytes_sent(record: dict[str, Any]) -> int:
+    """What the deploy sent to every host (a database entry sends nothing: None)."""
+    return sum(d.get("bytes_sent") or 0 for d in record["deploy"])
+
+
+def sent_parts(record: dict[str, Any]) -> list[str]:
+    return [part for d in record["deploy"] for part in d.get("sent") or []]
+
+
 def round_trips(record: dict[str, Any]) -> dict[str, int]:
     """Per host: 1 probe, 1 push when anything was sent, 1 for the database."""
     trips = {h["name"]: 1 for h in record["hosts"]}
@@ -99,9 +108,17 @@ def main() -> None:
     print(f"SSH round trips per host, cold: {round_trips(cold)}")
     print(f"SSH round trips per host, warm: {round_trips(warm)}")
     print(f"SSH round trips per host, cluster: {round_trips(cluster)}")
+    print(f"bytes sent cold: {bytes_sent(cold)}, warm: {bytes_sent(warm)}")
+    # The probe (connect step) also checks every deployed tree for drift: its cost shows here.
     print(
-        f"bytes sent cold: {sum(d.get('bytes_sent', 0) for d in cold['deploy'])}, "
-        f"warm: {sum(d.get('bytes_sent', 0) for d in warm['deploy'])}"
+        f"connect (probe) single host: cold {step_s(cold, 'connect'):.2f} s, "
+        f"warm {step_s(warm, 'connect'):.2f} s, after a full run {step_s(full, 'connect'):.2f} s"
+    )
+    # After the broker's own layers ran on the host (bytecode, test caches, whatever they
+    # write): a warm redeploy must still find nothing to resend.
+    print(
+        f"warm redeploy after a full run: {step_s(full, 'deploy'):.2f} s, "
+        f"bytes sent {bytes_sent(full)}, parts {sent_parts(full)}"
     )
 
 

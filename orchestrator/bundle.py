@@ -2,7 +2,9 @@
 
 The same files give the same bytes (sorted names, zeroed owners and times), so the
 digest says whether a host already has this code and a warm redeploy can skip the
-transfer altogether.
+transfer altogether. A bundle also carries the digest of its files as a host's probe
+computes it from the unpacked folder (:mod:`orchestrator.scripts.tree_state`), so a
+folder that a run changed on the host is told apart from the one that was sent.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.exceptions import ConfigError
+from orchestrator.scripts import tree_state
 
-# Never shipped: version control, caches, local environments, editor litter.
+# Never shipped: version control, caches, local environments, editor litter. On a host
+# the probe removes them from the deployed folders and leaves them out of the comparison
+# (see orchestrator.scripts.tree_state): what was never sent cannot be drift to resend,
+# and must not carry a cache of one run into the next.
 EXCLUDED_DIRS = frozenset(
     {
         ".git",
@@ -40,11 +46,16 @@ EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".swp")
 
 @dataclass(frozen=True)
 class Bundle:
-    """A gzip'd tar of a folder, and the sha256 of its uncompressed tar."""
+    """A gzip'd tar of a folder, and the sha256 of its uncompressed tar.
+
+    ``tree`` is :func:`orchestrator.scripts.tree_state.digest` of the folder as it is once
+    unpacked on a host: what the probe reports for an unchanged copy.
+    """
 
     data: bytes
     digest: str
     files: int
+    tree: str = ""
 
 
 def _members(source: Path) -> list[Path]:
@@ -75,6 +86,7 @@ def build_bundle(source: Path) -> Bundle:
     """
     raw = io.BytesIO()
     count = 0
+    entries: list[tuple[bytes, bytes]] = []
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in _members(source):
             arcname = path.relative_to(source).as_posix()
@@ -88,20 +100,32 @@ def build_bundle(source: Path) -> Bundle:
                 path = path.resolve()
             else:
                 info = tar.gettarinfo(str(path), arcname=arcname)
+            if info is not None and info.islnk():
+                # A second name of a file already archived: tarfile would make it a hard
+                # link, which the check below used to drop. Ship it as the file it is.
+                info.type, info.linkname = tarfile.REGTYPE, ""
             if info is None or not (info.isfile() or info.issym()):
                 continue  # a socket or FIFO left in the folder
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             info.mtime = 0
+            name = arcname.encode("utf-8", "surrogateescape")
             if info.isfile():
                 info.mode = 0o755 if info.mode & 0o111 else 0o644
-                with path.open("rb") as fh:
-                    tar.addfile(info, fh)
+                data = path.read_bytes()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                sha = hashlib.sha256(data).hexdigest()
+                entries.append((name, tree_state.file_entry(sha, bool(info.mode & 0o100))))
             else:
                 tar.addfile(info)
+                entries.append((name, tree_state.link_entry(os.fsencode(info.linkname))))
             count += 1
+    entries += [(d, tree_state.DIR_ENTRY) for d in tree_state.folders(n for n, _ in entries)]
     tar_bytes = raw.getvalue()
-    digest = hashlib.sha256(tar_bytes).hexdigest()
     return Bundle(
-        data=gzip.compress(tar_bytes, compresslevel=6, mtime=0), digest=digest, files=count
+        data=gzip.compress(tar_bytes, compresslevel=6, mtime=0),
+        digest=hashlib.sha256(tar_bytes).hexdigest(),
+        files=count,
+        tree=tree_state.digest(entries),
     )

@@ -48,6 +48,9 @@ class Context:
     database: Database | None = None
     servers: dict[str, AppServer] = field(default_factory=dict)
     servers_up: bool = False
+    # What runs now, for the record of an interrupted run.
+    running_step: str | None = None
+    running_layer: str | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property

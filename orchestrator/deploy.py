@@ -12,9 +12,13 @@ Per host the deploy is three round trips at most, whatever the number of compone
    component's own script, :mod:`orchestrator.components`).
 
 A warm redeploy with nothing changed sends no bundle and builds no virtualenv: the
-probe's digests match and the push is skipped. Nothing relies on hosts sharing the
-control node's filesystem (lab hosts do, real ones don't): every byte goes over the
-connection.
+probe's digests match and the push is skipped. The probe does not trust the markers
+alone: it also reports what each deployed tree holds *now* (code, settings and every
+virtualenv, see :mod:`orchestrator.scripts.tree_state`), so a part that a run changed on
+the host (a file a layer added or edited, a package it pip-installed) is resent and
+replaced whole, and what run N left behind cannot change the verdict of run N+1.
+Nothing relies on hosts sharing the control node's filesystem (lab hosts do, real ones
+don't): every byte goes over the connection.
 """
 
 from __future__ import annotations
@@ -29,14 +33,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from orchestrator.bundle import Bundle
+from orchestrator.bundle import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, Bundle
 from orchestrator.exceptions import HostError
-from orchestrator.layout import Layout
-from orchestrator.scripts import render
+from orchestrator.layout import MARKER_VAR, Layout
+from orchestrator.scripts import render, tree_state
 from orchestrator.transport import Transport
-from orchestrator.wheelhouse import Wheelhouse
+from orchestrator.wheelhouse import COMPLETE, Wheelhouse
 
 DIGEST_FILE = ".readiness-digest"
+SECRETS_FILE = "secrets.env"  # in the etc folder (Layout.secrets)
 # Exit code of the install script when a virtualenv could not be built.
 VENV_FAILED_EXIT = 14
 
@@ -66,6 +71,17 @@ class HostConfig:
         h.update(secrets_text(self.secrets).encode())
         return h.hexdigest()[:20]
 
+    @property
+    def tree(self) -> str:
+        """The etc folder as the probe digests it once installed (files and secrets)."""
+        files = {**self.files, SECRETS_FILE: secrets_text(self.secrets)}
+        entries = [
+            (name.encode(), tree_state.file_entry(hashlib.sha256(text.encode()).hexdigest()))
+            for name, text in files.items()
+        ]
+        folders = tree_state.folders(name for name, _ in entries)
+        return tree_state.digest(entries + [(f, tree_state.DIR_ENTRY) for f in folders])
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -77,13 +93,18 @@ class Probe:
 
 @dataclass(frozen=True)
 class PushReport:
-    """What one host received (for the run record and the warm-redeploy benchmark)."""
+    """What one host received (for the run record and the warm-redeploy benchmark).
+
+    ``drifted`` names the parts of ``sent`` that the host held in the right version but
+    changed since (see :func:`drifted`).
+    """
 
     host: str
     sent: tuple[str, ...]
     bytes_sent: int
     round_trips: int
     duration_s: float
+    drifted: tuple[str, ...] = ()
 
 
 def secrets_text(values: Mapping[str, str]) -> str:
@@ -97,6 +118,13 @@ def secrets_text(values: Mapping[str, str]) -> str:
 def probe_script(layout: Layout, python: str, engine_probe: str = "") -> str:
     """One script printing what the host holds (``marker.*``) and its facts (``fact.*``).
 
+    What the host holds is the marker of each part (the version installed) and, from
+    :mod:`orchestrator.scripts.tree_state` in the same round trip, the digest of each
+    code tree as it is now (``marker.app_tree``, ``client_tree``, ``etc_tree``) and which
+    virtualenvs are unchanged since their install (``marker.venvs``, the others in
+    ``marker.venvs_changed``). Caches the bundles never hold (bytecode, test caches) are
+    removed from the code trees on the way, not counted: see tree_state for why.
+
     ``engine_probe`` names the database engine's own probe script (a file beside the
     scripts), included on a host that is to run the database.
     """
@@ -106,6 +134,9 @@ def probe_script(layout: Layout, python: str, engine_probe: str = "") -> str:
         python=python,
         digest_file=DIGEST_FILE,
         engine_probe=engine_probe,
+        cache_dirs=" ".join(sorted(EXCLUDED_DIRS)),
+        cache_suffixes=" ".join(EXCLUDED_SUFFIXES),
+        complete=COMPLETE,
     )
 
 
@@ -160,18 +191,44 @@ class HostNeeds:
     config: HostConfig | None
 
 
+def _wanted(needs: HostNeeds, artifacts: Artifacts) -> dict[str, tuple[str, str]]:
+    """Each folder part the host needs: (its marker, its tree digest), as the probe
+    reports them for an unchanged copy of what we send."""
+    wanted: dict[str, tuple[str, str]] = {}
+    if needs.app:
+        wanted["app"] = (artifacts.app.digest, artifacts.app.tree)
+    if needs.client:
+        wanted["client"] = (artifacts.client.digest, artifacts.client.tree)
+    if needs.config is not None:
+        wanted["etc"] = (needs.config.digest, needs.config.tree)
+    return wanted
+
+
 def missing(needs: HostNeeds, found: Probe, artifacts: Artifacts) -> list[str]:
-    """The parts the host lacks or holds in another version."""
-    parts: list[str] = []
-    if needs.app and found.markers.get("app") != artifacts.app.digest:
-        parts.append("app")
-    if needs.client and found.markers.get("client") != artifacts.client.digest:
-        parts.append("client")
+    """The parts the host lacks, holds in another version, or changed since they were
+    installed (the tree no longer matches what was sent, or a venv its seal)."""
+    stale = [
+        part
+        for part, (marker, tree) in _wanted(needs, artifacts).items()
+        if found.markers.get(part) != marker or found.markers.get(f"{part}_tree", "") != tree
+    ]
     have = set(found.markers.get("venvs", "").split())
-    parts += [f"wheels-{w.digest}" for w in needs.venvs if w.digest not in have]
-    if needs.config is not None and found.markers.get("etc") != needs.config.digest:
-        parts.append("etc")
+    venvs = [f"wheels-{w.digest}" for w in needs.venvs if w.digest not in have]
+    parts = [p for p in stale if p != "etc"] + venvs + [p for p in stale if p == "etc"]
     return list(dict.fromkeys(parts))
+
+
+def drifted(needs: HostNeeds, found: Probe, artifacts: Artifacts) -> list[str]:
+    """The parts :func:`missing` asks for only because the host changed them since their
+    install: the marker says the version we want, the tree says otherwise (a file a layer
+    added, edited or removed; a package pip-installed into a venv). For the record."""
+    parts = [
+        part
+        for part, (marker, tree) in _wanted(needs, artifacts).items()
+        if found.markers.get(part) == marker and found.markers.get(f"{part}_tree", "") != tree
+    ]
+    changed = set(found.markers.get("venvs_changed", "").split())
+    return parts + [f"wheels-{w.digest}" for w in needs.venvs if w.digest in changed]
 
 
 def check_wheels_fit(host: str, facts: Mapping[str, str], houses: tuple[Wheelhouse, ...]) -> None:
@@ -217,18 +274,30 @@ def push_stream(parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> byt
                 assert needs.config is not None
                 for name, text in sorted(needs.config.files.items()):
                     _add(tar, f"etc/{name}", text.encode())
-                _add(tar, "etc/secrets.env", secrets_text(needs.config.secrets).encode(), 0o600)
+                secrets = secrets_text(needs.config.secrets).encode()
+                _add(tar, f"etc/{SECRETS_FILE}", secrets, 0o600)
     return out.getvalue()
 
 
 def install_script(
     layout: Layout, python: str, parts: list[str], artifacts: Artifacts, needs: HostNeeds
 ) -> str:
-    """Unpack the stream on stdin and install each part; replaces are atomic renames."""
+    """Unpack the stream on stdin and install each part; replaces are atomic renames.
+
+    Every part replaces its folder whole, so a file a run added there disappears. The
+    script runs marked with the deploy root (``MARKER_VAR``) like layers and servers, so
+    that teardown stops an install cut short by Ctrl-C, pip included; and it writes the
+    settings and secrets last, after every virtualenv is built and sealed, so that an
+    install stopped halfway never leaves secrets or a marker the next probe would trust.
+    """
     return render(
         "install.sh",
         layout=layout,
         python=python,
+        marker_var=MARKER_VAR,
+        marker_root=layout.root,
+        complete=COMPLETE,
+        secrets_file=SECRETS_FILE,
         parts=" ".join(parts),
         digests={
             "app": artifacts.app.digest,
@@ -257,20 +326,31 @@ def push(
     transport.run(
         install_script(layout, python, parts, artifacts, needs), timeout=900, stdin=stream
     ).check("installing the application and its virtualenvs")
-    return PushReport(transport.name, tuple(parts), len(stream), 1, time.monotonic() - start)
+    return PushReport(
+        transport.name,
+        tuple(parts),
+        len(stream),
+        1,
+        time.monotonic() - start,
+        tuple(drifted(needs, found, artifacts)),
+    )
 
 
 # -- teardown ---------------------------------------------------------------------------
 
 
 def stray_kill_script(layout: Layout) -> str:
-    """Stop every process still carrying this deploy root's marker in its environment.
+    """Stop every process still carrying this deploy root's marker in its environment, or
+    in its cgroup, and remove the cgroup.
 
     Layers and servers export the marker, and their children inherit it, so this finds
     what an interrupted layer left behind (a pytest still running after Ctrl-C), or a
-    server of an earlier run that was killed, without ever matching by name.
+    server of an earlier run that was killed, without ever matching by name. A process
+    that dropped its environment and left its session (``setsid env -i ...``) has no
+    marker; where the host has cgroup v2, layers and servers run in a cgroup per deploy
+    root, which no process leaves by itself, so it is found there (see scripts/lib.sh).
     """
-    return render("stray_kill.sh", marker=layout.marker)
+    return render("stray_kill.sh", marker=layout.marker, root=layout.root)
 
 
 def forget_script(layout: Layout, run_id: str) -> str:
@@ -279,6 +359,7 @@ def forget_script(layout: Layout, run_id: str) -> str:
         "forget.sh",
         secrets=layout.secrets,
         digest=f"{layout.etc}/{DIGEST_FILE}",
+        incoming=f"{layout.root}/.incoming",
         results=layout.results(run_id),
     )
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from orchestrator.exceptions import ConfigError, GroupError, HostError
-from orchestrator.inventory import Host, Inventory
+from orchestrator.inventory import Host, Inventory, address_problem
 from orchestrator.lab import Lab
 from orchestrator.transport import LocalTransport, SSHTransport, Transport
 
@@ -126,7 +126,13 @@ def _ip_of(target: Target) -> str:
         infos = socket.getaddrinfo(target.address, None, type=socket.SOCK_STREAM)
     except OSError as err:
         raise HostError(target.name, f"cannot resolve {target.address}: {err}") from None
-    return str(infos[0][4][0])
+    ip = str(infos[0][4][0])
+    # Services bind to it and grants name it: a name that resolves to a wildcard (or
+    # any other non-host address) must not get that far.
+    problem = address_problem(ip)
+    if problem:
+        raise HostError(target.name, f"{target.address} resolves to {ip}: {problem}")
+    return ip
 
 
 def on_all(

@@ -6,7 +6,7 @@ so whatever ran is kept even if a later step or the orchestrator itself fails. E
 step lives in its own module under :mod:`orchestrator.steps`; this module holds only
 their order, the executor, the per-inventory lock and the verdict, which maps to the
 CLI contract's exit codes: 0 ready, 1 not ready (a gate failed), 2 configuration
-error, 3 infrastructure error, 130 interrupted.
+error, 3 infrastructure error, 128 + the signal's number when interrupted.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.context import Context
 from orchestrator.exceptions import InfrastructureError, ReadinessError
+from orchestrator.interrupts import Interrupted, Trap, as_interrupted, trapped
 from orchestrator.layers import LayerOutcome
 from orchestrator.plan import Options, Plan, build_plan
-from orchestrator.record import RunRecord, StepRecord, TeardownRecord
+from orchestrator.record import InterruptRecord, RunRecord, StepRecord, TeardownRecord
 from orchestrator.steps.build import build_step
 from orchestrator.steps.connect import connect_step
 from orchestrator.steps.deploy import deploy_step
@@ -34,8 +35,9 @@ from orchestrator.steps.teardown import teardown_step
 from orchestrator.store import RunStore, utc_now
 from orchestrator.vault import load_or_create
 
-# The CLI contract's exit codes (2, a configuration error, is the ConfigError's own).
-EXIT_READY, EXIT_NOT_READY, EXIT_INFRA, EXIT_INTERRUPTED = 0, 1, 3, 130
+# The CLI contract's exit codes (2, a configuration error, is the ConfigError's own; an
+# interrupted run exits 128 + the signal: 130 SIGINT, 143 SIGTERM, 129 SIGHUP).
+EXIT_READY, EXIT_NOT_READY, EXIT_INFRA = 0, 1, 3
 
 
 @dataclass(frozen=True)
@@ -90,14 +92,19 @@ def execute(
     *,
     steps: tuple[Step, ...] = STEPS,
 ) -> Outcome:
-    """Run the whole job; always leaves a run directory with run.json."""
-    with _inventory_lock(root / ".state" / plan.inventory.name):
+    """Run the whole job; always leaves a run directory with run.json.
+
+    SIGINT, SIGTERM and SIGHUP all end the run the same way: the running step stops,
+    teardown runs to its end (later signals are only noted), and the record is finished
+    with verdict ``interrupted`` and exit code 128 + the signal's number.
+    """
+    with _inventory_lock(root / ".state" / plan.inventory.name), trapped(say) as trap:
         ctx = _start(plan, root, say)
         verdict = Verdict("error", EXIT_INFRA, ["the run did not finish"])
         try:
             verdict = _run_steps(ctx, steps)
         finally:  # whatever escaped, the hosts are cleaned and the record is kept
-            exit_code = _finish(ctx, verdict)
+            exit_code = _finish(ctx, verdict, trap)
     say(
         f"readiness: verdict {verdict.verdict}"
         + (f" ({'; '.join(verdict.reasons)})" if verdict.reasons else "")
@@ -153,19 +160,10 @@ def _run_steps(ctx: Context, steps: tuple[Step, ...]) -> Verdict:
     try:
         ctx.secrets = load_or_create(ctx.state_dir / "secrets.json")
         for step in steps:
-            t0 = time.monotonic()
-            status = "failed"
-            try:
-                step.run(ctx)
-                status = "ok"
-            finally:
-                ctx.record.steps.append(
-                    StepRecord(step.name, status, round(time.monotonic() - t0, 3))
-                )
-                ctx.save()
+            _run_step(ctx, step)
         return verdict_of(ctx.record)
-    except KeyboardInterrupt:
-        return Verdict("error", EXIT_INTERRUPTED, ["interrupted (Ctrl-C)"])
+    except KeyboardInterrupt as err:
+        return _interrupted(ctx, as_interrupted(err))
     except ReadinessError as err:
         return Verdict("error", err.exit_code, [ctx.redact(str(err))])
     except Exception as err:  # a bug in readiness: keep the run and say so
@@ -175,7 +173,32 @@ def _run_steps(ctx: Context, steps: tuple[Step, ...]) -> Verdict:
         )
 
 
-def _finish(ctx: Context, verdict: Verdict) -> int:
+def _run_step(ctx: Context, step: Step) -> None:
+    t0 = time.monotonic()
+    status = "failed"
+    ctx.running_step = step.name
+    try:
+        step.run(ctx)
+        status = "ok"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        ctx.record.steps.append(StepRecord(step.name, status, round(time.monotonic() - t0, 3)))
+        ctx.save()
+    ctx.running_step = None
+
+
+def _interrupted(ctx: Context, err: Interrupted) -> Verdict:
+    """What was running when the signal came is part of the record."""
+    ctx.record.interrupted = InterruptRecord(err.name, ctx.running_step, ctx.running_layer)
+    where = f" during step '{ctx.running_step}'" if ctx.running_step else ""
+    if ctx.running_layer:
+        where += f", layer '{ctx.running_layer}'"
+    return Verdict("interrupted", err.exit_code, [f"interrupted by {err.name}{where}"])
+
+
+def _finish(ctx: Context, verdict: Verdict, trap: Trap) -> int:
     """Teardown, then the final record and the HTML summary; returns the exit code."""
     try:
         if ctx.transports:
@@ -186,6 +209,8 @@ def _finish(ctx: Context, verdict: Verdict) -> int:
         with contextlib.suppress(Exception):
             transport.close()
     _mark_unrun_layers(ctx, verdict.reasons)
+    if ctx.record.interrupted is not None:
+        ctx.record.interrupted.noted = list(trap.noted)
     ctx.record.verdict, ctx.record.reasons = verdict.verdict, verdict.reasons
     ctx.record.finished_at = utc_now()
     try:
@@ -218,6 +243,8 @@ def _mark_unrun_layers(ctx: Context, reasons: list[str]) -> None:
     for step in ctx.plan.layers:
         if step.layer.name not in ran:
             outcome = LayerOutcome.blocked(step.layer, step.hosts, why)
+            if step.layer.name == ctx.running_layer:  # the one a signal cut short
+                outcome = replace(outcome, status="interrupted")
             ctx.record.layers.append(outcome.to_record())
 
 
@@ -233,13 +260,20 @@ def _render_summary(ctx: Context) -> None:
 
 
 def load_plan(root: Path, inventory_arg: str, suite_arg: str | None, options: Options) -> Plan:
-    """Validate the inventory and the suite (no host is contacted) and plan the run."""
+    """Validate the inventory and the suite (no host is contacted) and plan the run.
+
+    A suite the inventory chose is reported with the inventory line that chose it.
+    """
     from orchestrator import inventory as inventory_mod
     from orchestrator import suite as suite_mod
+    from orchestrator.exceptions import ConfigError
 
     inventory = inventory_mod.load_inventory(inventory_mod.resolve(inventory_arg, root=root))
-    suite_path = suite_mod.resolve(
-        suite_arg or inventory.suite, root=root, relative_to=inventory.file.parent
-    )
-    suite = suite_mod.load_suite(suite_path)
+    named, folder = suite_arg or inventory.suite, inventory.file.parent
+    try:
+        suite = suite_mod.load_suite(suite_mod.resolve(named, root=root, relative_to=folder))
+    except ConfigError as err:
+        if suite_arg:
+            raise
+        raise inventory_mod.suite_error(inventory, err) from None
     return build_plan(inventory, suite, options)

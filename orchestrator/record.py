@@ -66,6 +66,13 @@ class HostLayerRecord:
     timed_out: bool
     tests: TestCounts
     problem: str | None = None
+    # The layer's output as stored (secrets scrubbed), capped by the suite's max_output_mb:
+    # ``log`` is the run-relative path of the file kept, ``output_bytes`` what the layer
+    # printed, ``output_dropped_bytes`` what the cap left out of the middle of it.
+    log: str | None = None
+    output_bytes: int = 0
+    output_truncated: bool = False
+    output_dropped_bytes: int = 0
 
 
 @dataclass
@@ -126,6 +133,16 @@ class TeardownRecord:
 
 
 @dataclass
+class InterruptRecord:
+    """A signal stopped the run: which, where it was, and any that came after it."""
+
+    signal: str
+    step: str | None = None
+    layer: str | None = None
+    noted: list[str] = field(default_factory=list)
+
+
+@dataclass
 class LedgerRecord:
     """The HTTP-side transport errors of the test processes (not collected yet)."""
 
@@ -157,6 +174,7 @@ class RunRecord:
     lab: LabRecord | None = None
     build: BuildRecord | None = None
     teardown: TeardownRecord | None = None
+    interrupted: InterruptRecord | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

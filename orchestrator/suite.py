@@ -6,7 +6,8 @@ it starts (the database, the live server), a timeout, and a gate: ``stop`` ends 
 sequence when the layer fails, ``continue`` goes on. The command finds its context in
 environment variables: ``READINESS_JUNIT`` (where to write JUnit XML),
 ``READINESS_BASE_URL`` (the live server, for layers that need it) and
-``DJANGO_SETTINGS_MODULE`` (readiness's settings overlay).
+``DJANGO_SETTINGS_MODULE`` (readiness's settings overlay). ``max_output_mb`` caps what
+the control node keeps of the layer's output per host (its first and last MiB).
 """
 
 from __future__ import annotations
@@ -15,15 +16,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.document import Section, load
+from orchestrator.document import Section, expand_user, load, shown
 from orchestrator.exceptions import ConfigError
 
 LAYER_ROLES = ("server", "client")
 NEEDS = ("database", "server")
 GATES = ("stop", "continue")
 MAX_TIMEOUT_S = 6 * 3600
+# What the control node keeps of a layer's output per host, in MiB (its head and tail):
+# a layer that prints without end must not fill the control node's memory or disk.
+DEFAULT_MAX_OUTPUT_MB = 20
+MAX_OUTPUT_MB = 1024
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+# Used with fullmatch: '$' would also match before a trailing newline.
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class Layer:
     timeout_s: int
     gate: str
     junit: bool = True
+    max_output_mb: int = DEFAULT_MAX_OUTPUT_MB
 
 
 @dataclass(frozen=True)
@@ -49,12 +56,12 @@ class Suite:
 def resolve(name_or_path: str, *, root: Path, relative_to: Path | None = None) -> Path:
     """A suite given as a name in ``root/suites`` or as a path (relative to the inventory)."""
     if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
-        path = Path(name_or_path).expanduser()
+        path = expand_user(name_or_path)
         if not path.is_absolute() and relative_to is not None:
             path = relative_to / path
         return path
-    if not _NAME.match(name_or_path):
-        raise ConfigError(f"'{name_or_path}' is neither a suite name nor a path to a file")
+    if not _NAME.fullmatch(name_or_path):
+        raise ConfigError(f"{shown(name_or_path)} is neither a suite name nor a path to a file")
     return root / "suites" / f"{name_or_path}.yaml"
 
 
@@ -62,6 +69,9 @@ def load_suite(path: Path) -> Suite:
     """Read and validate a suite file."""
     top = Section(load(path), file=str(path))
     name = top.get("name", str, path.stem)
+    if not (name.isprintable() and 1 <= len(name) <= 100):
+        # It is shown in the terminal, the run record and the report, on one line.
+        raise top.error("name", "must be 1 to 100 printable characters")
     top.get("schema", int, 1)
     layers = tuple(_layer(s) for s in top.sections("layers"))
     seen: set[str] = set()
@@ -75,7 +85,7 @@ def load_suite(path: Path) -> Suite:
 
 def _layer(s: Section) -> Layer:
     name = s.get("name", str, required=True)
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise s.error("name", "must be lower-case letters, digits, '_' or '-' (at most 40)")
     role = s.choice("role", LAYER_ROLES)
     command = s.get("command", str, required=True).strip()
@@ -84,12 +94,15 @@ def _layer(s: Section) -> Layer:
     needs = s.string_list("needs", ())
     for need in needs:
         if need not in NEEDS:
-            raise s.error("needs", f"unknown need {need!r}; needs are {', '.join(NEEDS)}")
+            raise s.error("needs", f"unknown need {shown(need)}; needs are {', '.join(NEEDS)}")
     timeout = s.get("timeout", int, 1800)
     if not 1 <= timeout <= MAX_TIMEOUT_S:
         raise s.error("timeout", f"must be between 1 and {MAX_TIMEOUT_S} seconds")
     gate = s.choice("gate", GATES, "stop")
     junit = s.get("junit", bool, True)
+    max_output_mb = s.get("max_output_mb", int, DEFAULT_MAX_OUTPUT_MB)
+    if not 1 <= max_output_mb <= MAX_OUTPUT_MB:
+        raise s.error("max_output_mb", f"must be between 1 and {MAX_OUTPUT_MB} (MiB)")
     s.finish()
     return Layer(
         name=name,
@@ -99,4 +112,5 @@ def _layer(s: Section) -> Layer:
         timeout_s=timeout,
         gate=gate,
         junit=junit,
+        max_output_mb=max_output_mb,
     )

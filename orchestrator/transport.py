@@ -13,6 +13,12 @@ private temporary file there; the command line only ever holds a fixed wrapper a
 random token. The script runs in its own session (``setsid``) so a timeout kills its whole
 process group, not just the top shell. A timeout is not an exception: the :class:`Result`
 says ``timed_out`` and carries exit code 124 (the convention of coreutils ``timeout``).
+
+Output is read as it arrives. Without a ``sink`` the :class:`Result` holds all of it (the
+short scripts of deploy and teardown); with one (an :class:`OutputSink`, for a layer that
+may print hundreds of MiB) every chunk goes to the sink and the :class:`Result` keeps only
+the last ``sink.tail_bytes`` of each stream, so the control node's memory stays flat
+whatever the script prints.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import re
 import secrets
 import select
+import selectors
 import shlex
 import subprocess
 import threading
@@ -38,7 +45,12 @@ from orchestrator.files import atomic_write
 TIMEOUT_EXIT_CODE = 124
 """Exit code of a script that was killed because it ran out of time."""
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+STREAMS = ("stdout", "stderr")
+"""The names an :class:`OutputSink` receives chunks under."""
+
+_CHUNK = 65536
 
 # The only command line a script ever gets (bash -c TEXT readiness-run TOKEN), and the one
 # that kills its process group on a timeout (bash -c TEXT readiness-kill TOKEN). Both run
@@ -84,6 +96,21 @@ class Result:
 
 
 @runtime_checkable
+class OutputSink(Protocol):
+    """Receives a script's output as it arrives, instead of the :class:`Result` holding it.
+
+    ``write`` gets every chunk of ``stdout`` and ``stderr`` (see :data:`STREAMS`) in the
+    order the transport read them, from the thread that called ``run``; a chunk may end
+    anywhere, even inside a UTF-8 character or a secret. ``tail_bytes`` is how much of
+    each stream's end the :class:`Result` still keeps, for :meth:`Result.check`'s message.
+    """
+
+    tail_bytes: int
+
+    def write(self, stream: str, data: bytes) -> None: ...
+
+
+@runtime_checkable
 class Transport(Protocol):
     """Run bash scripts and move files on one host."""
 
@@ -96,6 +123,7 @@ class Transport(Protocol):
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
+        sink: OutputSink | None = None,
     ) -> Result: ...
 
     def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None: ...
@@ -109,7 +137,7 @@ def compose_script(script: str, env: Mapping[str, str] | None) -> str:
     """The text actually streamed to bash: ``export`` lines for ``env``, then the script."""
     lines = []
     for name, value in (env or {}).items():
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"invalid environment variable name: {name!r}")
         lines.append(f"export {name}={shlex.quote(value)}\n")
     return "".join(lines) + script
@@ -128,6 +156,36 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+class _Capture:
+    """What one run read: every chunk handed to the sink, and what the Result keeps.
+
+    Without a sink everything is kept (as the short scripts of deploy and teardown need);
+    with one, only the last ``sink.tail_bytes`` of each stream, trimmed as it grows so
+    that memory stays flat.
+    """
+
+    def __init__(self, sink: OutputSink | None) -> None:
+        self.sink = sink
+        self.limit = None if sink is None else max(0, sink.tail_bytes)
+        self.kept = {name: bytearray() for name in STREAMS}
+
+    def add(self, stream: str, data: bytes) -> None:
+        if not data:
+            return
+        if self.sink is not None:
+            self.sink.write(stream, data)
+        kept = self.kept[stream]
+        kept += data
+        if self.limit is not None and len(kept) > 2 * self.limit + _CHUNK:
+            del kept[: len(kept) - self.limit]  # amortised: trimmed once per ~limit bytes
+
+    def text(self, stream: str) -> str:
+        kept = self.kept[stream]
+        if self.limit is not None and len(kept) > self.limit:
+            return _decode(bytes(kept[len(kept) - self.limit :]))
+        return _decode(bytes(kept))
+
+
 # --------------------------------------------------------------------------- local
 
 
@@ -144,9 +202,11 @@ class LocalTransport:
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
+        sink: OutputSink | None = None,
     ) -> Result:
         token = _token()
         payload = _payload(script, env, stdin)
+        capture = _Capture(sink)
         started = time.monotonic()
         proc = subprocess.Popen(
             ["bash", "-c", _WRAPPER, "readiness-run", token],
@@ -154,21 +214,39 @@ class LocalTransport:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        timed_out = False
         try:
-            out, err = proc.communicate(payload, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            subprocess.run(["bash", "-c", _KILL, "readiness-kill", token], check=False)
+            writer = threading.Thread(target=_feed_pipe, args=(proc.stdin, payload), daemon=True)
+            writer.start()
+            deadline = None if timeout is None else started + timeout
+            # The output may end before the script does (it closed or redirected its
+            # streams): the script still has until the deadline.
+            timed_out = not (_drain(proc, capture, deadline) and _exited(proc, deadline))
+            if timed_out:
+                subprocess.run(["bash", "-c", _KILL, "readiness-kill", token], check=False)
+                _drain(proc, capture, time.monotonic() + 2.0)
             try:
-                out, err = proc.communicate(timeout=2.0)
+                proc.wait(timeout=2.0)
             except subprocess.TimeoutExpired:
-                # Something outside the group (a daemon the script started) holds the pipes.
                 proc.kill()
-                out, err = proc.communicate()
+                proc.wait()
+        finally:
+            if proc.poll() is None:  # an exception on the way (Ctrl-C, a failing sink)
+                proc.kill()
+                proc.wait()
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
         duration = time.monotonic() - started
         code = TIMEOUT_EXIT_CODE if timed_out else proc.returncode
-        return Result(script, code, _decode(out), _decode(err), duration, timed_out, self.name)
+        return Result(
+            script,
+            code,
+            capture.text("stdout"),
+            capture.text("stderr"),
+            duration,
+            timed_out,
+            self.name,
+        )
 
     def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
         try:
@@ -190,6 +268,53 @@ class LocalTransport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _feed_pipe(pipe: Any, payload: bytes) -> None:
+    try:
+        pipe.write(payload)
+        pipe.close()
+    except OSError:
+        pass  # the script exited without reading all of it; its exit status tells the story
+
+
+def _exited(proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
+    """Wait for the process to exit, until the deadline (-> False)."""
+    try:
+        proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _drain(proc: subprocess.Popen[bytes], capture: _Capture, deadline: float | None) -> bool:
+    """Read stdout/stderr as it comes until both end, or until the deadline (-> False).
+
+    As over SSH: once the script has exited, a process it left running that still holds
+    its output open gets one second, not the rest of the timeout.
+    """
+    streams = {proc.stdout: "stdout", proc.stderr: "stderr"}
+    with selectors.DefaultSelector() as selector:
+        for pipe, name in streams.items():
+            if pipe is not None:
+                selector.register(pipe, selectors.EVENT_READ, name)
+        exited_at: float | None = None
+        while selector.get_map():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            if proc.poll() is not None:
+                exited_at = exited_at or now
+                if now - exited_at > 1.0:
+                    return True
+            wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
+            for key, _ in selector.select(wait):
+                data = os.read(key.fd, _CHUNK)
+                if data:
+                    capture.add(key.data, data)
+                else:
+                    selector.unregister(key.fileobj)
+    return True
 
 
 # --------------------------------------------------------------------------- ssh
@@ -287,14 +412,9 @@ class SSHTransport:
                 f"pinned in {self.known_hosts} (strict host key checking)",
             ) from None
         except paramiko.BadHostKeyException as err:
+            # Also raised when the host is pinned with keys of other types only.
             conn.close()
-            raise HostError(
-                self.name,
-                f"refusing to connect to {self._where()}: host key MISMATCH, the server "
-                f"presented {err.key.get_name()} {err.key.get_fingerprint().hex()} which is "
-                f"not the key pinned in {self.known_hosts} (possible impostor, or the host "
-                "was recreated: refresh known_hosts, e.g. with `invoke lab.up`)",
-            ) from None
+            raise self._mismatch(err.key, err.expected_key) from None
         except paramiko.AuthenticationException as err:
             conn.close()
             raise HostError(
@@ -306,6 +426,19 @@ class SSHTransport:
             raise HostError(self.name, f"cannot connect to {self._where()}: {reason}") from None
         _detect_dead_peers(conn.client.get_transport())
         self._conn = conn
+
+    def _mismatch(self, key: Any, pinned: Any) -> HostError:
+        """The host is pinned, and what answers presents another key: most often another
+        sshd on that address (a leftover lab, an impostor), so the message says that first
+        and not just "cannot connect"."""
+        return HostError(
+            self.name,
+            f"refusing to connect to {self._where()}: host key of {self.name} does not match "
+            f"{self.known_hosts}; another sshd answers on that address? (host key MISMATCH: "
+            f"it presented {key.get_name()} SHA256:{_fingerprint(key)}, the pinned key is "
+            f"{pinned.get_name()} SHA256:{_fingerprint(pinned)}; if the host was recreated, "
+            "refresh known_hosts, e.g. with `invoke lab.up`)",
+        )
 
     def close(self) -> None:
         if self._conn is not None:
@@ -337,21 +470,20 @@ class SSHTransport:
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
+        sink: OutputSink | None = None,
     ) -> Result:
         token = _token()
         payload = _payload(script, env, stdin)
+        capture = _Capture(sink)
         started = time.monotonic()
         chan = self._session(f"bash -c {shlex.quote(_WRAPPER)} readiness-run {token}")
         writer = threading.Thread(target=_feed, args=(chan, payload), daemon=True)
         writer.start()
         deadline = None if timeout is None else started + timeout
-        out, err, finished = _collect(chan, deadline)
-        timed_out = not finished
+        timed_out = not _collect(chan, deadline, capture)
         if timed_out:
             self._kill(token)
-            more_out, more_err, _ = _collect(chan, time.monotonic() + 2.0)
-            out += more_out
-            err += more_err
+            _collect(chan, time.monotonic() + 2.0, capture)
             code = TIMEOUT_EXIT_CODE
         else:
             code = chan.recv_exit_status() if chan.exit_status_ready() else -1
@@ -362,12 +494,20 @@ class SSHTransport:
                 raise HostError(
                     self.name,
                     f"connection to {self._where()} closed without an exit status",
-                    stdout=_decode(out),
-                    stderr=_decode(err),
+                    stdout=capture.text("stdout"),
+                    stderr=capture.text("stderr"),
                 )
         chan.close()
         duration = time.monotonic() - started
-        return Result(script, code, _decode(out), _decode(err), duration, timed_out, self.name)
+        return Result(
+            script,
+            code,
+            capture.text("stdout"),
+            capture.text("stderr"),
+            duration,
+            timed_out,
+            self.name,
+        )
 
     def _kill(self, token: str) -> None:
         try:
@@ -411,6 +551,15 @@ class SSHTransport:
         return data
 
 
+def _fingerprint(key: Any) -> str:
+    """A key's SHA256 fingerprint as OpenSSH prints it (what ``ssh-keygen -lf`` shows)."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return base64.b64encode(digest).decode().rstrip("=")
+
+
 def _detect_dead_peers(transport: Any) -> None:
     """A host that vanishes without a reset must not hang a layer until its timeout.
 
@@ -440,28 +589,33 @@ def _feed(chan: Any, payload: bytes) -> None:
         pass  # the remote closed early; its exit status tells the story
 
 
-def _collect(chan: Any, deadline: float | None) -> tuple[bytes, bytes, bool]:
+def _collect(chan: Any, deadline: float | None, capture: _Capture) -> bool:
     """Read stdout/stderr until EOF and exit status, or until the deadline (-> False)."""
-    out: list[bytes] = []
-    err: list[bytes] = []
+
+    def read() -> None:
+        while chan.recv_ready():
+            capture.add("stdout", chan.recv(_CHUNK))
+        while chan.recv_stderr_ready():
+            capture.add("stderr", chan.recv_stderr(_CHUNK))
+
     exited_at: float | None = None
     while True:
-        while chan.recv_ready():
-            out.append(chan.recv(65536))
-        while chan.recv_stderr_ready():
-            err.append(chan.recv_stderr(65536))
+        read()
         now = time.monotonic()
         if chan.exit_status_ready():
             if chan.eof_received or chan.closed:
-                return b"".join(out), b"".join(err), True
+                read()  # what arrived with the EOF, after the reads above
+                return True
             # Exited, but something the script left running still holds its output open.
             exited_at = exited_at or now
             if now - exited_at > 1.0:
-                return b"".join(out), b"".join(err), True
+                read()
+                return True
         elif chan.closed:
-            return b"".join(out), b"".join(err), True
+            read()
+            return True
         if deadline is not None and now >= deadline:
-            return b"".join(out), b"".join(err), False
+            return False
         wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
         if chan.eof_received:
             chan.status_event.wait(wait)
@@ -480,6 +634,7 @@ class FakeCall:
     env: Mapping[str, str]
     stdin: bytes | None
     timeout: float | None
+    sink: OutputSink | None = None
 
 
 @dataclass
@@ -489,6 +644,7 @@ class _Rule:
     stdout: str
     stderr: str
     timed_out: bool
+    chunk_size: int
 
 
 @dataclass
@@ -496,7 +652,9 @@ class FakeTransport:
     """A transport for unit tests: records scripts, answers by regex, keeps files in memory.
 
     Rules added later win over earlier ones, so a test can override a default. A script no
-    rule matches succeeds with empty output.
+    rule matches succeeds with empty output. Given a sink, the fake hands it the output in
+    chunks of the rule's ``chunk_size`` bytes (stdout, then stderr) and keeps only the
+    tail, as the real transports do.
     """
 
     name: str = "fake"
@@ -514,9 +672,12 @@ class FakeTransport:
         stdout: str = "",
         stderr: str = "",
         timed_out: bool = False,
+        chunk_size: int = _CHUNK,
     ) -> FakeTransport:
         """Answer scripts matching ``pattern`` (re.search) with this result."""
-        rule = _Rule(re.compile(pattern), exit_code, stdout, stderr, timed_out)
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        rule = _Rule(re.compile(pattern), exit_code, stdout, stderr, timed_out, chunk_size)
         self._rules.insert(0, rule)
         return self
 
@@ -531,16 +692,30 @@ class FakeTransport:
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
+        sink: OutputSink | None = None,
     ) -> Result:
         compose_script("", env)  # same validation of env names as the real transports
-        self.calls.append(FakeCall(script, dict(env or {}), stdin, timeout))
-        for rule in self._rules:
-            if rule.pattern.search(script):
-                code = TIMEOUT_EXIT_CODE if rule.timed_out else rule.exit_code
-                return Result(
-                    script, code, rule.stdout, rule.stderr, 0.0, rule.timed_out, self.name
-                )
-        return Result(script, 0, "", "", 0.0, False, self.name)
+        self.calls.append(FakeCall(script, dict(env or {}), stdin, timeout, sink))
+        rule = next((r for r in self._rules if r.pattern.search(script)), None)
+        if rule is None:
+            rule = _Rule(re.compile(""), 0, "", "", False, _CHUNK)
+        capture = _Capture(sink)
+        for stream, text in zip(STREAMS, (rule.stdout, rule.stderr), strict=True):
+            data = text.encode()
+            for at in range(0, len(data), rule.chunk_size):
+                capture.add(stream, data[at : at + rule.chunk_size])
+        code = TIMEOUT_EXIT_CODE if rule.timed_out else rule.exit_code
+        if sink is None:  # exactly the rule's text, as tests wrote it
+            return Result(script, code, rule.stdout, rule.stderr, 0.0, rule.timed_out, self.name)
+        return Result(
+            script,
+            code,
+            capture.text("stdout"),
+            capture.text("stderr"),
+            0.0,
+            rule.timed_out,
+            self.name,
+        )
 
     def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
         self.files[remote_path] = bytes(data)

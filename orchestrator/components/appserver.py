@@ -17,7 +17,8 @@ from orchestrator.components.base import LogFile
 from orchestrator.layout import MARKER_VAR, Layout
 from orchestrator.scripts import render
 
-HEALTH_TIMEOUT_S = 120
+HEALTH_TIMEOUT_S = 120  # for a server to come up
+HEALTH_CHECK_S = 5  # for a running one to answer, after a failed layer
 SERVER_FAILED_EXIT = 13
 
 
@@ -64,6 +65,16 @@ class DjangoServer:
 
     def stop_script(self) -> str:
         return stop_script(self.layout)
+
+    def health_script(self) -> str:
+        """One short health check (no waiting for a start): still running and answering."""
+        return render(
+            "server_health.sh",
+            layout=self.layout,
+            venv=self.venv,
+            health_url=self.url + self.health_path,
+            seconds=HEALTH_CHECK_S,
+        )
 
     def log_files(self) -> tuple[LogFile, ...]:
         return (server_log(self.layout),)

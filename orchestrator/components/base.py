@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     from orchestrator.hosts import Target
 
 # Database and user names go into SQL: only what needs no quoting in any engine.
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 def check_identifier(value: str, what: str) -> str:
     """Database and user names go into SQL: allow only what needs no quoting at all."""
-    if not _IDENTIFIER.match(value):
+    if not _IDENTIFIER.fullmatch(value):
         raise ConfigError(f"{what} must be 1-64 letters, digits or underscores; got {value!r}")
     return value
 
@@ -29,6 +29,8 @@ def check_client_host(value: str) -> str:
     """An account's host part: 'localhost' (Unix socket) or an IP address (TCP)."""
     if value == "localhost":
         return value
+    if "%" in value:  # an IPv6 zone would carry any text into the SQL
+        raise ConfigError(f"database client host must not carry an IPv6 zone; got {value!r}")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -120,6 +122,11 @@ class Database(Protocol):
         """Stop this instance, and only this one."""
         ...
 
+    def health_script(self) -> str:
+        """Exit 0 if it runs and answers; else non-zero, the reason and its log's last
+        lines on stderr."""
+        ...
+
     def log_files(self) -> tuple[LogFile, ...]: ...
 
     def endpoint(self, *, link: str, name: str, user: str, password: str) -> Endpoint:
@@ -165,5 +172,10 @@ class AppServer(Protocol):
         ...
 
     def stop_script(self) -> str: ...
+
+    def health_script(self) -> str:
+        """Exit 0 if it runs and answers; else non-zero, the reason and its log's last
+        lines on stderr."""
+        ...
 
     def log_files(self) -> tuple[LogFile, ...]: ...

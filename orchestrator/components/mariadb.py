@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.components.base import DatabaseGrant, DjangoClient, Endpoint, Engine, LogFile
 from orchestrator.exceptions import ConfigError
-from orchestrator.layout import Layout
+from orchestrator.layout import MARKER_VAR, Layout
 from orchestrator.scripts import render
 from orchestrator.templating import templates
 
@@ -31,14 +31,14 @@ if TYPE_CHECKING:
     from orchestrator.hosts import Target
 
 # Paths end up in a config file and in scripts: refuse anything that could break out.
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
 
 # Exit code of the scripts when the host lacks the server binaries (preflight).
 MISSING_SERVER_EXIT = 10
 
 
 def _check_path(value: str, what: str) -> str:
-    if not _SAFE_PATH.match(value) or "/../" in value + "/":
+    if not _SAFE_PATH.fullmatch(value) or "/../" in value + "/":
         raise ConfigError(
             f"{what} must be an absolute path of letters, digits and ._+-/ only; got {value!r}"
         )
@@ -58,11 +58,15 @@ class MariaDBInstance:
     def __post_init__(self) -> None:
         _check_path(self.root, "database root")
         try:
-            ipaddress.ip_address(self.bind_address)
+            ip = ipaddress.ip_address(self.bind_address)
         except ValueError:
             raise ConfigError(
                 f"database bind address must be an IP address; got {self.bind_address!r}"
             ) from None
+        if ip.is_unspecified or ip.is_multicast:  # a wildcard would listen everywhere
+            raise ConfigError(
+                f"database bind address must be one host's address; got {self.bind_address!r}"
+            )
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"database port must be 1-65535; got {self.port}")
 
@@ -122,11 +126,16 @@ def provision_sql(grant: DatabaseGrant) -> str:
     """Create the database and account, and (re)set the password; safe to run again.
 
     The account may also create and drop Django's ``test_<name>`` database, which
-    ``manage.py test`` needs. ``_`` is a wildcard in GRANT's database names, hence the
-    escaped pattern.
+    ``manage.py test`` needs. ``_`` and ``%`` are wildcards in GRANT's database names
+    (a grant on `` `my_db`.* `` also covers ``myXdb``), so both grants use the escaped
+    pattern; CREATE DATABASE takes the name literally.
     """
     db = grant.name
-    test_db = "test\\_" + db.replace("_", "\\_")
+
+    def pattern(name: str) -> str:
+        return name.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+
+    app_db, test_db = pattern(db), pattern(f"test_{db}")
     lines = [
         f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
     ]
@@ -136,7 +145,7 @@ def provision_sql(grant: DatabaseGrant) -> str:
         lines += [
             f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {pw};",
             f"ALTER USER {account} IDENTIFIED BY {pw};",
-            f"GRANT ALL PRIVILEGES ON `{db}`.* TO {account};",
+            f"GRANT ALL PRIVILEGES ON `{app_db}`.* TO {account};",
             f"GRANT ALL PRIVILEGES ON `{test_db}`.* TO {account};",
         ]
     return "\n".join(lines) + "\n"
@@ -151,9 +160,24 @@ def provision_script(instance: MariaDBInstance, grant: DatabaseGrant) -> str:
     return _tools() + _provision_body(instance, grant)
 
 
-def up_script(instance: MariaDBInstance, grant: DatabaseGrant) -> str:
-    """Start and provision in one script: one round trip for the whole db component."""
-    return _tools() + _start_body(instance) + _provision_body(instance, grant)
+def up_script(instance: MariaDBInstance, grant: DatabaseGrant, marker_root: str = "") -> str:
+    """Start and provision in one script: one round trip for the whole db component.
+
+    With ``marker_root``, the script (and the server it starts) carry that deploy root's
+    marker, so that teardown after an interrupt stops a start still in progress.
+    """
+    marked = render("marked.sh", marker_var=MARKER_VAR, marker_root=marker_root)
+    return (
+        (marked if marker_root else "")
+        + _tools()
+        + _start_body(instance)
+        + (_provision_body(instance, grant))
+    )
+
+
+def health_script(instance: MariaDBInstance) -> str:
+    """Whether the instance still answers (asked when a layer that needed it failed)."""
+    return render("mariadb_health.sh", i=instance, missing_exit=MISSING_SERVER_EXIT)
 
 
 def stop_script(instance: MariaDBInstance, *, remove: bool = False) -> str:
@@ -171,24 +195,24 @@ class MariaDB:
 
     host: str
     instance: MariaDBInstance
+    marker_root: str = ""  # the deploy root whose marker its processes carry
 
     @classmethod
     def create(cls, host: str, target: Target, port: int) -> MariaDB:
-        return cls(
-            host,
-            MariaDBInstance(
-                root=Layout(target.deploy_root).db,
-                bind_address=target.ip,
-                port=port,
-                run_as_root=target.user == "root",
-            ),
+        layout = Layout(target.deploy_root)
+        instance = MariaDBInstance(
+            root=layout.db, bind_address=target.ip, port=port, run_as_root=target.user == "root"
         )
+        return cls(host, instance, layout.root)
 
     def up_script(self, grant: DatabaseGrant) -> str:
-        return up_script(self.instance, grant)
+        return up_script(self.instance, grant, self.marker_root)
 
     def stop_script(self) -> str:
         return stop_script(self.instance)
+
+    def health_script(self) -> str:
+        return health_script(self.instance)
 
     def log_files(self) -> tuple[LogFile, ...]:
         return (LogFile("mysqld.err", self.instance.error_log),)

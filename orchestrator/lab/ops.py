@@ -386,22 +386,34 @@ def _write_files(plan: LabPlan) -> set[str]:
     return changed
 
 
+def _sshd_argv(tools: _Tools, host: HostPlan) -> list[str]:
+    """sshd in the host's namespace (it daemonizes)."""
+    return [
+        tools.ip,
+        "netns",
+        "exec",
+        host.namespace,
+        "sh",
+        "-c",
+        # `ip netns exec` mounts a fresh /sys, without the cgroup2 hierarchy: mount it
+        # (in the private mount namespace only), so that layers on lab hosts can be
+        # stopped by cgroup as on real hosts. Best effort: without it, teardown still
+        # finds a layer's processes by their environment marker.
+        'mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; exec "$0" "$@"',
+        tools.sshd,
+        "-f",
+        str(host.sshd_config),
+        "-E",
+        str(host.log_file),
+    ]
+
+
 def _start_sshds(tools: _Tools, hosts: Sequence[HostPlan]) -> dict[str, int]:
     """Start sshd in each host's namespace (it daemonizes); wait until each listens."""
     procs = []
     for host in hosts:
         host.pid_file.unlink(missing_ok=True)
-        argv = [
-            tools.ip,
-            "netns",
-            "exec",
-            host.namespace,
-            tools.sshd,
-            "-f",
-            str(host.sshd_config),
-            "-E",
-            str(host.log_file),
-        ]
+        argv = _sshd_argv(tools, host)
         procs.append(
             (
                 host,
@@ -434,16 +446,26 @@ def _start_sshds(tools: _Tools, hosts: Sequence[HostPlan]) -> dict[str, int]:
         if pending:
             if time.monotonic() > deadline:
                 for host in pending:
-                    failures[host.name] = HostError(
-                        host.name,
-                        f"sshd is not accepting connections on {host.address}:22 after "
-                        f"{SSHD_START_DEADLINE:.0f}s (log: {host.log_file})",
-                    )
+                    failures[host.name] = HostError(host.name, _not_listening(host))
                 break
             time.sleep(0.01)
     if failures:
         raise GroupError("starting the lab's sshd", failures)
     return pids
+
+
+def _not_listening(host: HostPlan) -> str:
+    """Why the host's sshd is not the one answering: an impostor, or nothing at all."""
+    if _port_open(host.address, 22, 0.2):
+        return (
+            f"another process (not this lab's sshd) already listens on {host.address}:22, so "
+            f"the lab's sshd could not bind; stop it, or choose another lab subnet "
+            f"(log: {host.log_file})"
+        )
+    return (
+        f"sshd is not accepting connections on {host.address}:22 after "
+        f"{SSHD_START_DEADLINE:.0f}s (log: {host.log_file})"
+    )
 
 
 def _check_forwarding(plan: LabPlan, tools: _Tools) -> None:

@@ -83,13 +83,16 @@ def _component_samples() -> dict[str, str]:
         "mariadb.start_script": mariadb.start_script(user_instance),
         "mariadb.provision_script": mariadb.provision_script(instance, grant),
         "mariadb.up_script": mariadb.up_script(instance, grant),
+        "mariadb.up_script[marked]": mariadb.up_script(instance, grant, LAYOUT.root),
         "mariadb.stop_script": mariadb.stop_script(instance),
+        "mariadb.health_script": mariadb.health_script(instance),
+        "appserver.health_script": server("testserver", "10.0.0.2", ()).health_script(),
         "mariadb.stop_script[remove]": mariadb.stop_script(instance, remove=True),
         # Teardown sends these as one script: they must not trip over each other.
-        "teardown": appserver.stop_script(LAYOUT)
-        + deploy.stray_kill_script(LAYOUT)
-        + mariadb.stop_script(instance)
-        + deploy.forget_script(LAYOUT, "run-1"),
+        "teardown": deploy.stray_kill_script(LAYOUT)
+        + deploy.forget_script(LAYOUT, "run-1")
+        + appserver.stop_script(LAYOUT)
+        + mariadb.stop_script(instance),
     }
 
 

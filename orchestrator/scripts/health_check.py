@@ -2,7 +2,9 @@
 
 Usage: python - PID URL SECONDS. Exit 0 once any answer below 500 comes back; otherwise
 exit with the reason (the process exited, or no answer before the deadline). Sent to the
-host on a here-document by server_start.sh, run by the server's venv Python.
+host on a here-document by server_start.sh, run by the server's venv Python
+in isolated mode (``-I``), so that the user's PYTHON* variables, exported there for the
+application, cannot change what this helper does.
 """
 
 from __future__ import annotations

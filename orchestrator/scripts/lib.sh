@@ -87,3 +87,70 @@ stop_pidfile() {
     stop_processes "$3" "$pid"
   fi
 }
+
+# Processes that leave their session and drop their environment (`setsid env -i CMD &`
+# in a layer) carry neither a process group nor the marker that teardown looks for; a
+# cgroup holds them all the same: a process cannot leave it without writing to cgroupfs.
+# So layers and servers move themselves into one cgroup (v2) per deploy root, where the
+# host has cgroup v2 mounted and lets us write to it (root), and teardown kills what is
+# left in it. Elsewhere (no cgroup v2, a container without rights) the marker alone.
+
+# deploy_cgroup ROOT: print the cgroup of deploy root ROOT, "<cgroup2 mount>/readiness/"
+# and a digest of ROOT (a name safe for any ROOT); fail if no cgroup v2 is mounted. The
+# mount is looked up, not assumed: /sys/fs/cgroup on a v2 host, /sys/fs/cgroup/unified
+# on a hybrid one.
+deploy_cgroup() {
+  local line mnt="" digest
+  while IFS= read -r line; do
+    case ${line#* - } in cgroup2\ *) ;; *) continue ;; esac
+    read -r _ _ _ _ mnt _ <<< "$line"
+    break
+  done 2>/dev/null < /proc/self/mountinfo
+  # mountinfo escapes odd characters (\040 for a space): such a mount point is not used.
+  case $mnt in '' | *\\*) return 1 ;; esac
+  digest=$(printf '%s' "$1" | sha256sum 2>/dev/null) || return 1
+  printf '%s/readiness/%s\n' "$mnt" "${digest:0:16}"
+}
+
+# join_deploy_cgroup ROOT: move this shell, and so whatever it starts from now on, into
+# ROOT's cgroup if the host allows it; silently nothing otherwise.
+join_deploy_cgroup() {
+  local cgroup
+  cgroup=$(deploy_cgroup "$1") || return 0
+  mkdir -p -- "$cgroup" 2>/dev/null || return 0
+  { echo "$$" > "$cgroup/cgroup.procs"; } 2>/dev/null || true
+  return 0
+}
+
+# cgroup_pids CGROUP: the running processes of CGROUP, one a line (never this shell).
+cgroup_pids() {
+  local pid
+  { while read -r pid; do
+    [ "$pid" != "$$" ] && alive "$pid" && echo "$pid"
+  done < "$1/cgroup.procs"; } 2>/dev/null
+  return 0
+}
+
+# clear_cgroup CGROUP: kill whatever still runs in CGROUP (cgroup.kill, which also gets
+# what forks meanwhile, where the kernel has it; else KILL to each pid), wait until it is
+# empty and remove it. For what stop_processes has already asked to TERM.
+clear_cgroup() {
+  local left i=0
+  [ -d "$1" ] || return 0
+  while left=$(cgroup_pids "$1") && [ -n "$left" ]; do
+    if [ "$i" -ge 40 ]; then
+      echo "readiness: cgroup $1 still holds" $left >&2
+      return 0
+    fi
+    if [ -e "$1/cgroup.kill" ] && ! grep -qx "$$" "$1/cgroup.procs" 2>/dev/null; then
+      { echo 1 > "$1/cgroup.kill"; } 2>/dev/null || true
+    else
+      # shellcheck disable=SC2086 # one word per pid
+      kill -KILL $left 2>/dev/null || true
+    fi
+    i=$((i + 1))
+    sleep 0.05
+  done
+  rmdir -- "$1" 2>/dev/null || true
+  return 0
+}

@@ -2,7 +2,11 @@
   What a host already has (the digests of the code, virtualenvs and settings it holds,
   as marker.* lines) and its facts (fact.* lines); deploy.parse_probe reads them.
   Values: layout, python, digest_file, engine_probe (a script that prints the database
-  engine's facts, or empty).
+  engine's facts, or empty), cache_dirs and cache_suffixes (space-separated: what the
+  bundles never hold), complete (the file that seals a virtualenv).
+  Each code tree's digest as it is now and the virtualenvs still as sealed come from
+  tree_state.py, in this same round trip: a tree a run changed is not trusted, whatever
+  its marker says (orchestrator/deploy.py, missing).
 #}
 set -u
 export PATH="$PATH:/usr/sbin:/usr/local/sbin"
@@ -16,15 +20,21 @@ mkdir -p "$root" 2>/dev/null
 echo "marker.app=$(cat "$app/$digest_file" 2>/dev/null)"
 echo "marker.client=$(cat "$client/$digest_file" 2>/dev/null)"
 echo "marker.etc=$(cat "$etc/$digest_file" 2>/dev/null)"
-venvs=""
-for v in "$root"/venvs/*/; do [ -f "$v.complete" ] && venvs="$venvs $(basename "$v")"; done
-echo "marker.venvs=$venvs"
+# marker.venvs (unchanged since sealed), marker.venvs_changed, marker.{app,client,etc}_tree.
+# Without a working Python nothing is printed, so nothing is trusted (and the facts
+# below say why the deploy cannot go on).
+"$python" -I - probe "$digest_file" {{ cache_dirs }} {{ cache_suffixes }} "$root/venvs" \
+  {{ complete }} app "$app" client "$client" etc "$etc" <<'READINESS_TREE_EOF'
+{{ source("tree_state.py") | heredoc("READINESS_TREE_EOF") }}
+READINESS_TREE_EOF
 echo "fact.hostname=$(hostname 2>/dev/null)"
 echo "fact.kernel=$(uname -sr)"
 echo "fact.cpus=$(nproc 2>/dev/null)"
-echo "fact.python=$("$python" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)"
 echo "fact.machine=$(uname -m)"
-echo "fact.python_venv=$("$python" -c 'import venv; print(1)' 2>/dev/null)"
+# One Python start for its version and its venv module (the tree check above is another:
+# on a slow host each start costs a tenth of a second). No venv module: no python_venv.
+"$python" -c 'import sys; print("fact.python=" + sys.version.split()[0])
+import venv; print("fact.python_venv=1")' 2>/dev/null
 {% if engine_probe %}
 # The database engine's own facts (fact.database_server, the version line of its server).
 {% include engine_probe %}

@@ -1,13 +1,15 @@
 {#
   Stops an earlier server of this deploy, starts a fresh one detached in its own session
   with every stream redirected (so the SSH channel that started it can close), records
-  its pid, and waits until it answers over HTTP, from the host itself.
+  its pid, and waits until it answers over HTTP, from the host itself. The server runs in
+  the deploy root's cgroup where the host has one (lib.sh), so teardown finds all of it.
   Values: spec (DjangoServer), layout, venv, env, marker_var, health_url, health_timeout,
   failed_exit.
 #}
 set -u
 mkdir -p {{ layout.run }}
 {% include "server_stop.sh" %}
+join_deploy_cgroup {{ layout.root }}
 {% include "app_env.sh" %}
 mode={{ spec.mode }}
 address={{ spec.address }}
@@ -29,7 +31,9 @@ cd "$app" || fail "cannot enter $app"
 prepare() {
   "$python" "$app"/manage.py "$@" >> "$log" 2>&1 || fail "preparing the database failed"
 }
-"$python" - "$address" "$port" <<'READINESS_PORT_EOF' || fail "port $port on $address is already in use (another server?)"
+# -I (isolated): the user's env (PYTHONINSPECT, PYTHONSTARTUP, PYTHONPATH, ...) is exported
+# above for the application; readiness's own helpers must not run under it.
+"$python" -I - "$address" "$port" <<'READINESS_PORT_EOF' || fail "port $port on $address is already in use (another server?)"
 {{ source("port_free.py") | heredoc("READINESS_PORT_EOF") }}
 READINESS_PORT_EOF
 if [ "$mode" = testserver ]; then
@@ -48,7 +52,7 @@ else
 fi
 pid=$!
 echo "$pid" > {{ layout.run }}/server.pid
-"$python" - "$pid" "$health_url" {{ health_timeout }} <<'READINESS_HEALTH_EOF' || fail "the server did not become healthy at $health_url"
+"$python" -I - "$pid" "$health_url" {{ health_timeout }} <<'READINESS_HEALTH_EOF' || fail "the server did not become healthy at $health_url"
 {{ source("health_check.py") | heredoc("READINESS_HEALTH_EOF") }}
 READINESS_HEALTH_EOF
 echo "readiness: server healthy at $url"

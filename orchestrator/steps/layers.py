@@ -7,6 +7,9 @@ gate blocks the later layers, which are recorded as ``blocked``.
 
 from __future__ import annotations
 
+import signal
+from dataclasses import replace
+
 from orchestrator import counters
 from orchestrator.context import Context
 from orchestrator.exceptions import InfrastructureError, ReadinessError
@@ -29,7 +32,9 @@ def layers_step(ctx: Context) -> None:
             ctx.progress("-", step.layer.name, f"blocked ({blocked_by})")
             ctx.save()
             continue
+        ctx.running_layer = step.layer.name
         outcome = _run(ctx, step)
+        ctx.running_layer = None
         ctx.save()
         if outcome.status != "passed" and step.gate == "stop":
             blocked_by = f"layer '{step.layer.name}' {outcome.status}"
@@ -52,6 +57,8 @@ def _run(ctx: Context, step: LayerStep) -> LayerOutcome:
         env=ctx.inventory.application.env,
         secrets=ctx.secret_values(),
     )
+    if outcome.status in ("failed", "timeout"):
+        outcome = _blame_the_stack(ctx, step, outcome)
     after = snapshot_counters(ctx)
     ctx.record.counters[layer.name] = {
         host: counter_record(before.get(host, {}), after.get(host, {})) for host in ctx.targets
@@ -65,6 +72,63 @@ def _run(ctx: Context, step: LayerStep) -> LayerOutcome:
         f"({t.passed} passed, {t.failed} failed, {t.errors} errors, {t.skipped} skipped)",
     )
     return outcome
+
+
+# Exit statuses of a layer whose process a signal from outside killed (bash: 128 + n).
+KILLED_BY = {128 + signal.SIGKILL: "SIGKILL", 128 + signal.SIGTERM: "SIGTERM"}
+
+
+def _blame_the_stack(ctx: Context, step: LayerStep, outcome: LayerOutcome) -> LayerOutcome:
+    """A failed layer is the application's fault only if the stack it ran on was healthy.
+
+    Asked after a failure only (a healthy run pays nothing): is every component the
+    layer needed still running and answering, and did the layer end on its own? If not,
+    the layer is an ``error`` naming the component, its host and its log's last lines:
+    infrastructure, exit 3, never "not ready".
+    """
+    problems = [
+        f"the layer's process on {run.host} was killed by {KILLED_BY[run.exit_code]} from "
+        "outside readiness"
+        for run in outcome.runs
+        if not run.timed_out and run.exit_code in KILLED_BY
+    ]
+    checks: dict[str, tuple[str, str]] = {}  # label -> (host, script)
+    if "database" in step.layer.needs and ctx.database is not None:
+        db = ctx.database
+        checks[f"the database on {db.host}"] = (db.host, db.health_script())
+    servers = {}
+    if "server" in step.layer.needs and ctx.servers_up:
+        servers = {
+            f"the {s.mode} on {host}": (host, s.health_script()) for host, s in ctx.servers.items()
+        }
+    unhealthy = _unhealthy(ctx, {**checks, **servers})
+    if set(unhealthy) & set(servers):
+        ctx.servers_up = False  # a later layer that needs it starts a fresh one
+    problems += unhealthy.values()
+    if not problems:
+        return outcome
+    reason = "; ".join(problems) + (f" (the layer: {outcome.reason})" if outcome.reason else "")
+    return replace(outcome, status="error", reason=ctx.redact(reason))
+
+
+def _unhealthy(ctx: Context, checks: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """label -> what its failed health check says, for each component that is unwell."""
+
+    def one(label: str) -> str | None:
+        host, script = checks[label]
+        try:
+            result = ctx.transports[host].run(script, timeout=60)
+        except ReadinessError as err:
+            return f"{label} could not be checked: {err}"
+        if result.ok:
+            return None
+        # The scripts say why on their first line, then show the component's log.
+        why, *log = [line.strip() for line in result.stderr.strip().splitlines()] or ["?"]
+        tail = " / ".join(log[-6:])
+        return f"{label} died or stopped answering during the layer: {why} {tail}".rstrip()
+
+    found = on_all("checking the stack", checks, one)
+    return {label: message for label in checks if (message := found[label])}
 
 
 def counter_record(before: counters.Snapshot, after: counters.Snapshot) -> CounterRecord:

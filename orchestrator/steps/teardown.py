@@ -45,13 +45,14 @@ def _one(ctx: Context, name: str, *, keep: bool) -> None:
     if keep:
         return
     layout = ctx.layout(name)
-    script = "".join(s.stop_script() for host, s in ctx.servers.items() if host == name)
-    # Whatever else of this deploy root still runs: a layer's leftovers, or a server of an
-    # earlier run that was killed before its own teardown.
-    script += deploy.stray_kill_script(layout)
+    # First every process of this deploy root, wherever the run was cut: a layer, an
+    # install or a database start still running, a server of an earlier killed run. Then
+    # the secrets, so that nothing can write them again and a teardown cut short leaves
+    # none. Then the services, each by its own pid check.
+    script = deploy.stray_kill_script(layout) + deploy.forget_script(layout, ctx.store.run_id)
+    script += "".join(s.stop_script() for host, s in ctx.servers.items() if host == name)
     if ctx.database is not None and ctx.database.host == name:
         script += ctx.database.stop_script()
-    script += deploy.forget_script(layout, ctx.store.run_id)
     ctx.transports[name].run(script, timeout=120).check("teardown")
 
 

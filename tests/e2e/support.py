@@ -8,7 +8,10 @@ a user's own ``rdy`` lab never meet.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,11 +26,14 @@ __all__ = [
     "BROKER",
     "BROKER_APPLICATION",
     "ROOT",
+    "Cli",
     "Run",
     "broker_inventories",
     "lab_section",
     "lab_workdir",
+    "marked_processes",
     "run_readiness",
+    "start_cli",
 ]
 
 BROKER = ROOT / "sut" / "broker"
@@ -109,3 +115,75 @@ def lab_workdir(base: Path, prefix: str) -> Iterator[Path]:
         yield base
     finally:
         lab_down(prefix=prefix, state_dir=base / "lab" / prefix)
+
+
+@dataclass
+class Cli:
+    """A CLI run in the background, for tests that signal or kill it mid-way."""
+
+    proc: subprocess.Popen[str]
+    seen: list[str]
+
+    def wait(self, timeout: float = 300) -> Run:
+        """Wait for the exit; the record it announced (AssertionError if none)."""
+        started = time.monotonic()
+        rest, _ = self.proc.communicate(timeout=timeout)
+        output = "".join(self.seen) + rest
+        match = re.search(r"run record (\S+/run\.json)", output)
+        if not match:
+            raise AssertionError(f"no run record (exit {self.proc.returncode}):\n{output[-4000:]}")
+        path = Path(match.group(1))
+        record = json.loads(path.read_text())
+        wall = time.monotonic() - started
+        return Run(self.proc.returncode, output, record, path.parent, wall)
+
+
+def start_cli(
+    workdir: Path, name: str, inventory_text: str, *args: str, until: str, timeout: float = 600
+) -> Cli:
+    """Start ``invoke readiness`` and return once a line of its output matches ``until``
+    (a regular expression)."""
+    inventory = workdir / f"{name}.yaml"
+    inventory.write_text(inventory_text)
+    env = dict(
+        os.environ,
+        READINESS_WORKDIR=str(workdir),
+        READINESS_LAB_DIR=str(workdir / "lab"),
+        PYTHONUNBUFFERED="1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "readiness", f"--inventory={inventory}", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:
+        seen.append(line)
+        if re.search(until, line):
+            return Cli(proc, seen)
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise AssertionError(f"never saw {until!r}:\n{''.join(seen)[-4000:]}")
+
+
+def marked_processes(root_suffix: str) -> list[int]:
+    """Processes (the lab shares our /proc) marked with a deploy root that ends with
+    ``root_suffix`` (a whole root, or ``/<inventory>``)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            items = environ.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(
+            item.startswith(b"READINESS_DEPLOY_ROOT=") and item.endswith(root_suffix.encode())
+            for item in items
+        ):
+            found.append(int(environ.parent.name))
+    return found

@@ -7,11 +7,9 @@ The lab here has its own prefix, subnet and state folder, so it coexists with a 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +20,11 @@ import pytest
 from tests.e2e.conftest import lab_unavailable
 from tests.e2e.support import (
     BROKER_APPLICATION,
-    ROOT,
     broker_inventories,
     lab_workdir,
+    marked_processes,
     run_readiness,
+    start_cli,
 )
 
 pytestmark = pytest.mark.e2e
@@ -157,57 +156,18 @@ layers:
 
 
 def layer_processes(inventory: str) -> list[int]:
-    """Processes on the lab (whose /proc we share) still marked with this deploy root."""
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            data = environ.read_bytes()
-        except OSError:
-            continue
-        if any(
-            item.startswith(b"READINESS_DEPLOY_ROOT=") and item.endswith(f"/{inventory}".encode())
-            for item in data.split(b"\0")
-        ):
-            found.append(int(environ.parent.name))
-    return found
+    """Processes on the lab still marked with this inventory's deploy root."""
+    return marked_processes(f"/{inventory}")
 
 
 def start_until_running(workdir: Path, name: str, suite: Path) -> subprocess.Popen[str]:
     """Start the CLI and return once the first layer is running on the host."""
-    inventory = workdir / f"{name}.yaml"
-    inventory.write_text(SINGLE)
-    env = dict(
-        os.environ,
-        READINESS_WORKDIR=str(workdir),
-        READINESS_LAB_DIR=str(workdir / "lab"),
-        PYTHONUNBUFFERED="1",
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "readiness",
-            f"--inventory={inventory}",
-            f"--suite={suite}",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 600
-    for line in proc.stdout:
-        if "first" in line and "running" in line:
-            break
-        assert time.monotonic() < deadline, "the first layer never started"
+    cli = start_cli(workdir, name, SINGLE, f"--suite={suite}", until=r"first\s+running")
     for _ in range(100):  # the layer's own processes appear just after the line
         if layer_processes(name):
-            return proc
+            return cli.proc
         time.sleep(0.1)
-    proc.kill()
+    cli.proc.kill()
     raise AssertionError("no process of the running layer found")
 
 
@@ -221,8 +181,8 @@ def test_ctrl_c_mid_layer_tears_down_and_keeps_the_record(workdir: Path) -> None
     match = re.search(r"run record (\S+/run\.json)", rest)
     assert match, rest
     record = json.loads(Path(match.group(1)).read_text())
-    assert record["verdict"] == "error" and "interrupted" in record["reasons"][0]
-    assert [layer["status"] for layer in record["layers"]] == ["blocked", "blocked"]
+    assert record["verdict"] == "interrupted" and "interrupted" in record["reasons"][0]
+    assert [layer["status"] for layer in record["layers"]] == ["interrupted", "blocked"]
     assert record["teardown"]["status"] == "ok"
     assert layer_processes("interrupted") == [], "the interrupted layer's processes survived"
 
@@ -269,3 +229,29 @@ def test_a_host_that_vanishes_mid_layer_is_exit_3_and_the_record_is_kept(workdir
     )
     assert code == 0, output
     assert layer_processes("vanished") == []
+
+
+# Fails if an earlier run's file is still in the client folder, then leaves one there.
+LEFTOVER_SUITE = """
+layers:
+  - name: leaves-a-file
+    role: client
+    command: test ! -e left_by_an_earlier_run.py && echo 'X = 1' > left_by_an_earlier_run.py
+    junit: false
+"""
+
+
+def test_a_file_a_layer_left_in_the_client_folder_is_gone_in_the_next_run(
+    workdir: Path,
+) -> None:
+    """Host drift: run N adds a file to the deployed client folder; run N+1's probe finds
+    the folder changed, the deploy resends the client (only it), and the file is gone."""
+    suite = workdir / "leftover.yaml"
+    suite.write_text(LEFTOVER_SUITE)
+    code, output, record = readiness(workdir, "drift", SINGLE, f"--suite={suite}")
+    assert code == 0 and record["verdict"] == "ready", output[-4000:]
+    code, output, record = readiness(workdir, "drift", SINGLE, f"--suite={suite}")
+    assert code == 0 and record["verdict"] == "ready", output[-4000:]  # no leftover found
+    sent = {part for d in record["deploy"] if d["component"] == "client" for part in d["sent"]}
+    # etc too: the first run's teardown removed the secrets from the host.
+    assert sent == {"client", "etc"}, record["deploy"]

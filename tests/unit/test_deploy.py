@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib
 import io
+import os
 import sys
 import tarfile
+import threading
+import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,14 +24,16 @@ from orchestrator.deploy import (
     HostConfig,
     HostNeeds,
     Probe,
+    drifted,
     install_script,
     missing,
     parse_probe,
     probe_script,
     push,
     push_stream,
+    stray_kill_script,
 )
-from orchestrator.layout import Layout
+from orchestrator.layout import MARKER_VAR, Layout
 from orchestrator.transport import FakeTransport, LocalTransport
 from orchestrator.wheelhouse import Wheelhouse
 
@@ -61,7 +67,8 @@ def test_a_host_with_the_same_digests_lacks_nothing_and_gets_no_round_trip(
 ) -> None:
     n = needs(artifacts)
     assert n.config is not None
-    found = Probe({"app": "a1", "client": "c1", "venvs": " w0 w1", "etc": n.config.digest}, {})
+    markers = {"app": "a1", "client": "c1", "venvs": " w0 w1", "etc": n.config.digest}
+    found = Probe({**markers, "etc_tree": n.config.tree}, {})
     assert missing(n, found, artifacts) == []
     fake = FakeTransport("h")
     report = push(fake, Layout("/r"), "python3", n, artifacts, found)
@@ -339,3 +346,238 @@ def test_binary_wheels_must_match_the_hosts_python_and_cpu(tmp_path: Path) -> No
     check_wheels_fit("h1", here, (binary,))
     with pytest.raises(HostError, match=r"h1.*Python 3\.9"):
         check_wheels_fit("h1", {"python": "3.9.2", "machine": platform.machine()}, (binary,))
+
+
+# -- drift: what a run leaves in a deployed tree does not survive into the next ----------
+
+# A stand-in for pip that also records whether the install runs marked with the deploy
+# root: in its own environment, and in its parent's /proc/PID/environ (the install's
+# shell, where teardown's stray kill looks). With READINESS_TEST_PIP_WAIT set it signals
+# that it started and then waits, as a long pip install would.
+MARKED_PIP = """\
+import os, sys, time
+marker = os.environ.get("READINESS_DEPLOY_ROOT", "")
+with open("/proc/%d/environ" % os.getppid(), "rb") as fh:
+    shell = [v for v in fh.read().split(b"\\0") if v.startswith(b"READINESS_DEPLOY_ROOT=")]
+with open(os.path.join(sys.prefix, "pip-marker"), "w") as out:
+    out.write(marker + "\\n" + (shell[0].decode() if shell else "") + "\\n")
+wait = os.environ.get("READINESS_TEST_PIP_WAIT")
+if wait:
+    open(wait, "w").close()
+    time.sleep(60)
+"""
+
+
+@dataclass
+class Deployed:
+    """A deploy root installed by the real scripts, and what it takes to probe and push."""
+
+    layout: Layout
+    needs: HostNeeds
+    artifacts: Artifacts
+    local: LocalTransport
+
+    def probe(self) -> Probe:
+        result = self.local.run(probe_script(self.layout, sys.executable), timeout=60)
+        assert result.ok, result.stderr
+        return parse_probe(result.stdout)
+
+    def push(self, found: Probe) -> tuple[str, ...]:
+        return push(self.local, self.layout, sys.executable, self.needs, self.artifacts, found).sent
+
+    @property
+    def site_packages(self) -> Path:
+        venv = Path(self.layout.venv("w1"))
+        return next(venv.glob("lib/python3*/site-packages"))
+
+
+def build_artifacts(tmp_path: Path, pip_source: str) -> Artifacts:
+    wheels = tmp_path / "wh"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "pip-99-py3-none-any.whl", "w") as whl:
+        whl.writestr("pip/__main__.py", pip_source)
+    (wheels / "Django-5.2-py3-none-any.whl").write_bytes(b"django")
+    house = Wheelhouse(wheels, "w1")
+    app, cli = tmp_path / "src", tmp_path / "cli"
+    (app / "pkg").mkdir(parents=True)
+    (app / "manage.py").write_text("print('manage')\n")
+    (app / "manage.py").chmod(0o755)
+    (app / "pkg" / "__init__.py").write_text("")
+    (app / "pkg" / "views.py").write_text("X = 1\n")
+    (app / "alias.py").symlink_to("manage.py")
+    cli.mkdir()
+    (cli / "test_api.py").write_text("def test_ok():\n    pass\n")
+    return Artifacts(build_bundle(app), build_bundle(cli), house, house)
+
+
+@pytest.fixture
+def deployed(tmp_path: Path) -> Deployed:
+    """A cold deploy by the real install script, whose next probe finds nothing missing."""
+    artifacts = build_artifacts(tmp_path, MARKED_PIP)
+    config = HostConfig({"readiness_settings.py": "X = 1\n"}, {"K": "v"})
+    host = Deployed(
+        Layout(str(tmp_path / "root")),
+        HostNeeds(True, True, (artifacts.server_wheels,), config),
+        artifacts,
+        LocalTransport(),
+    )
+    assert host.push(Probe({}, {})) == ("app", "client", "wheels-w1", "etc")
+    assert missing(host.needs, host.probe(), artifacts) == []
+    return host
+
+
+def test_the_probe_digests_an_unpacked_bundle_as_the_control_node_does(
+    deployed: Deployed,
+) -> None:
+    """Same encoding on both sides: files, exec bits, links and folders of what was sent."""
+    found = deployed.probe()
+    assert found.markers["app_tree"] == deployed.artifacts.app.tree != ""
+    assert found.markers["client_tree"] == deployed.artifacts.client.tree != ""
+    assert deployed.needs.config is not None
+    assert found.markers["etc_tree"] == deployed.needs.config.tree
+    assert found.markers["venvs"] == "w1" and found.markers["venvs_changed"] == ""
+    # The Python facts share one interpreter start, the tree check has its own.
+    assert found.facts["python"] == sys.version.split()[0] and found.facts["python_venv"] == "1"
+
+
+def test_files_a_run_added_or_changed_in_the_code_trees_are_resent_and_removed(
+    deployed: Deployed,
+) -> None:
+    layout = deployed.layout
+    Path(layout.app, "pkg", "planted.py").write_text("X = 'left by run N'\n")
+    Path(layout.client, "test_api.py").write_text("def test_ok():\n    assert 0\n")
+    Path(layout.etc, "django.py").write_text("shadow = True\n")  # first on PYTHONPATH
+
+    found = deployed.probe()
+    assert found.markers["app"] == deployed.artifacts.app.digest  # the marker still says ok
+    expected = ["app", "client", "etc"]
+    assert missing(deployed.needs, found, deployed.artifacts) == expected
+    assert drifted(deployed.needs, found, deployed.artifacts) == expected
+    assert deployed.push(found) == ("app", "client", "etc")
+
+    assert not Path(layout.app, "pkg", "planted.py").exists()
+    assert Path(layout.client, "test_api.py").read_text() == "def test_ok():\n    pass\n"
+    assert not Path(layout.etc, "django.py").exists()
+    assert Path(layout.secrets).stat().st_mode & 0o777 == 0o600
+    assert missing(deployed.needs, deployed.probe(), deployed.artifacts) == []
+
+
+def test_a_removed_file_or_a_changed_mode_is_drift_too(deployed: Deployed) -> None:
+    Path(deployed.layout.app, "pkg", "views.py").unlink()
+    Path(deployed.layout.client, "test_api.py").chmod(0o755)
+    found = deployed.probe()
+    assert missing(deployed.needs, found, deployed.artifacts) == ["app", "client"]
+
+
+def test_a_package_a_run_added_to_a_venv_makes_it_rebuilt(deployed: Deployed) -> None:
+    planted = deployed.site_packages / "requests_mock.py"
+    planted.write_text("# pip-installed by a layer\n")
+    found = deployed.probe()
+    assert found.markers["venvs"] == "" and found.markers["venvs_changed"] == "w1"
+    assert missing(deployed.needs, found, deployed.artifacts) == ["wheels-w1"]
+    assert drifted(deployed.needs, found, deployed.artifacts) == ["wheels-w1"]
+    assert deployed.push(found) == ("wheels-w1",)
+    assert not planted.exists()
+    assert missing(deployed.needs, deployed.probe(), deployed.artifacts) == []
+
+
+def test_bytecode_and_test_caches_are_removed_by_the_probe_and_never_resent(
+    deployed: Deployed,
+) -> None:
+    """What running the code or its tests writes is not drift (no resend after every run)
+    but does not survive either: stale bytecode, a sourceless .pyc (importable!), pytest's
+    cache (read by --lf). In a venv, bytecode is pip's own and stays, ignored."""
+    app, client = Path(deployed.layout.app), Path(deployed.layout.client)
+    (app / "pkg" / "__pycache__").mkdir()
+    (app / "pkg" / "__pycache__" / "views.cpython-311.pyc").write_bytes(b"stale")
+    (app / "gone.pyc").write_bytes(b"imports without a source")
+    (client / ".pytest_cache" / "v" / "cache").mkdir(parents=True)
+    (client / ".pytest_cache" / "v" / "cache" / "lastfailed").write_text("{}")
+    venv_cache = deployed.site_packages / "__pycache__"
+    venv_cache.mkdir(exist_ok=True)
+    (venv_cache / "late.cpython-311.pyc").write_bytes(b"written at run time")
+
+    found = deployed.probe()
+    assert missing(deployed.needs, found, deployed.artifacts) == []
+    assert not (app / "pkg" / "__pycache__").exists() and not (app / "gone.pyc").exists()
+    assert not (client / ".pytest_cache").exists()
+    assert (venv_cache / "late.cpython-311.pyc").exists()
+
+
+def test_the_install_runs_marked_so_teardown_can_find_it(deployed: Deployed) -> None:
+    """Its children have the marker, and so has the shell itself in /proc/PID/environ."""
+    marker = f"{MARKER_VAR}={deployed.layout.root}"
+    child, shell = (Path(deployed.layout.venv("w1")) / "pip-marker").read_text().splitlines()
+    assert child == deployed.layout.root and shell == marker
+
+
+def test_an_install_stopped_by_teardown_leaves_no_secret_and_nothing_trusted(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C mid-install: teardown's stray kill stops it (pip included), and neither the
+    secrets nor a digest marker or venv seal is written after it."""
+    artifacts = build_artifacts(tmp_path, MARKED_PIP)
+    config = HostConfig({"readiness_settings.py": "X = 1\n"}, {"K": "secret-value"})
+    n = HostNeeds(True, True, (artifacts.server_wheels,), config)
+    layout = Layout(str(tmp_path / "root"))
+    local = LocalTransport()
+    started = tmp_path / "pip-started"
+    parts = missing(n, Probe({}, {}), artifacts)
+    script = f"export READINESS_TEST_PIP_WAIT={started}\n" + install_script(
+        layout, sys.executable, parts, artifacts, n
+    )
+    results = []
+    installing = threading.Thread(
+        target=lambda: results.append(
+            local.run(script, stdin=push_stream(parts, n, artifacts), timeout=120)
+        )
+    )
+    installing.start()
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline and installing.is_alive(), results
+        time.sleep(0.05)
+    killed = local.run(stray_kill_script(layout), timeout=60)
+    installing.join(timeout=30)
+    assert not installing.is_alive() and killed.ok, killed.stderr
+    assert not results[0].ok and results[0].duration_s < 60
+    time.sleep(0.5)  # anything still running would write now
+    root = Path(layout.root)
+    assert not Path(layout.secrets).exists()
+    assert not any(b"secret-value" in f.read_bytes() for f in root.rglob("*") if f.is_file())
+    assert sorted(p.name for p in root.iterdir()) == ["app", "client", "venvs"]
+    found = parse_probe(local.run(probe_script(layout, sys.executable), timeout=60).stdout)
+    assert found.markers["etc"] == "" and found.markers["venvs"] == ""
+    assert missing(n, found, artifacts) == ["wheels-w1", "etc"]
+
+
+def test_a_failed_install_writes_no_secrets_and_keeps_no_copy(tmp_path: Path) -> None:
+    wheels = tmp_path / "wh"
+    wheels.mkdir()
+    (wheels / "pip-0-py3-none-any.whl").write_bytes(b"not a zip")
+    house = Wheelhouse(wheels, "w1")
+    config = HostConfig({"readiness_settings.py": "X = 1\n"}, {"K": "secret-value"})
+    n = HostNeeds(False, False, (house,), config)
+    bundle = Bundle(b"", "d", 0)
+    artifacts = Artifacts(bundle, bundle, house, house)
+    layout = Layout(str(tmp_path / "root"))
+    parts = ["wheels-w1", "etc"]
+    script = install_script(layout, sys.executable, parts, artifacts, n)
+    result = LocalTransport().run(script, stdin=push_stream(parts, n, artifacts), timeout=120)
+    assert result.exit_code == VENV_FAILED_EXIT
+    assert not Path(layout.etc).exists() and not Path(layout.root, ".incoming").exists()
+
+
+def test_bundles_ship_every_name_of_a_hard_linked_file(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_text("x = 1\n")
+    os.link(src / "a.py", src / "b.py")
+    import gzip
+
+    bundle = build_bundle(src)
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(bundle.data))) as tar:
+        assert sorted((m.name, m.isfile(), m.size) for m in tar.getmembers()) == [
+            ("a.py", True, 6),
+            ("b.py", True, 6),
+        ]

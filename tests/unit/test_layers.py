@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.exceptions import HostError
 from orchestrator.junit import TestCounts
-from orchestrator.layers import LayerOutcome, layer_script, run_layer
+from orchestrator.layers import (
+    RESULT_TAIL_BYTES,
+    LayerOutcome,
+    LayerOutput,
+    StreamRedactor,
+    _shares,
+    layer_script,
+    run_layer,
+)
 from orchestrator.layout import Layout
+from orchestrator.record import RunRecord
+from orchestrator.report import render_run
 from orchestrator.store import RunStore
 from orchestrator.suite import Layer
 from orchestrator.transport import FakeTransport, Result
+from orchestrator.vault import redact
 
 LAYER = Layer("unit", "server", "python -m pytest", ("database",), 60, "stop")
 PASSING = b'<testsuite><testcase name="a"/><testcase name="b"/></testsuite>'
@@ -113,3 +129,118 @@ def test_a_lost_host_is_an_error_not_a_failure(tmp_path: Path) -> None:
 
     _, outcome = _run(tmp_path, Lost("h1"))
     assert outcome.status == "error"
+
+
+# --------------------------------------------------------------------------- bounded output
+
+SECRET = "sup3rs3cret"
+
+
+def test_the_layer_streams_its_output_into_a_sink_and_keeps_only_a_tail(tmp_path: Path) -> None:
+    fake = FakeTransport("h1").on("pytest", stdout="x" * 200_000, stderr="boom\n")
+    fake.files["/srv/r/results/run1/unit.xml"] = PASSING
+    _run(tmp_path, fake)
+    sink = fake.calls[0].sink
+    assert isinstance(sink, LayerOutput)
+    assert sink.tail_bytes == RESULT_TAIL_BYTES < 200_000
+
+
+def test_a_huge_output_keeps_its_head_and_tail_and_the_record_says_it_was_cut(
+    tmp_path: Path,
+) -> None:
+    body = "".join(f"line {i:07d}\n" for i in range(300_000))  # 3.6 MB, cap 1 MiB
+    stdout = f"FIRST LINE {SECRET}\n{body}LAST LINE {SECRET}\n"
+    fake = FakeTransport("h1").on("pytest", stdout=stdout, stderr="the end\n", chunk_size=65_521)
+    fake.files["/srv/r/results/run1/unit.xml"] = PASSING
+    layer = replace(LAYER, max_output_mb=1)
+    store, outcome = _run(tmp_path, fake, layer)
+    host = outcome.to_record().per_host["h1"]
+    log_path = store.dir / "logs" / "h1" / "unit.log"
+    assert host.log == "logs/h1/unit.log" and outcome.to_record().logs == [host.log]
+    log = log_path.read_text()
+    scrubbed = len(stdout.replace(SECRET, "[redacted]")) + len("the end\n")
+    assert host.output_truncated and host.output_bytes == scrubbed
+    assert host.output_dropped_bytes == scrubbed - (1 << 20)
+    assert log.startswith("$ python -m pytest\n# exit code 0, 0.0s\n# output truncated: ")
+    assert f"{host.output_dropped_bytes} of {scrubbed} bytes dropped" in log
+    assert "FIRST LINE [redacted]\nline 0000000\n" in log
+    assert "\nLAST LINE [redacted]\n\n--- stderr ---\nthe end\n\n" in log
+    assert f"[readiness: {host.output_dropped_bytes} bytes of stdout dropped here" in log
+    assert "line 0150000" not in log and SECRET not in log
+    assert len(log.encode()) < (1 << 20) + 1000  # the cap, plus the header and notes
+    assert sorted(p.name for p in log_path.parent.iterdir()) == ["unit.log"]  # no parts left
+
+
+def test_the_report_says_truncated_next_to_a_cut_log(tmp_path: Path) -> None:
+    fake = FakeTransport("h1").on("pytest", stdout="y" * (1 << 20) + "z" * 100)
+    fake.files["/srv/r/results/run1/unit.xml"] = PASSING
+    store, outcome = _run(tmp_path, fake, replace(LAYER, max_output_mb=1))
+    record = RunRecord("run1", "inv", "inv.yaml", "suite", "single", "2025-01-01T00:00:00Z")
+    record.layers.append(outcome.to_record())
+    store.write_record(record)
+    html = render_run(store.dir).read_text()
+    assert '<a href="logs/h1/unit.log">log</a> <small title="100 of 1048676 bytes' in html
+    assert ">truncated</small>" in html
+
+
+def test_output_under_the_cap_is_kept_whole(tmp_path: Path) -> None:
+    stdout = "".join(f"{i}\n" for i in range(100_000))
+    fake = FakeTransport("h1").on("pytest", stdout=stdout, stderr="err\n", chunk_size=1000)
+    fake.files["/srv/r/results/run1/unit.xml"] = PASSING
+    store, outcome = _run(tmp_path, fake)
+    host = outcome.to_record().per_host["h1"]
+    assert not host.output_truncated and host.output_dropped_bytes == 0
+    log = (store.dir / "logs" / "h1" / "unit.log").read_text()
+    assert log.endswith(f"--- stdout ---\n{stdout}\n--- stderr ---\nerr\n\n")
+
+
+def test_a_secret_split_between_chunks_never_reaches_the_log(tmp_path: Path) -> None:
+    for size in range(1, len(SECRET) + 2):
+        fake = FakeTransport("h1").on(
+            "pytest", stdout=f"a{SECRET}b{SECRET}{SECRET}", stderr=SECRET, chunk_size=size
+        )
+        store, _ = _run(tmp_path / str(size), fake)
+        log = (store.dir / "logs" / "h1" / "unit.log").read_text()
+        assert SECRET not in log, size
+        assert "a[redacted]b[redacted][redacted]\n--- stderr ---\n[redacted]\n" in log
+
+
+STREAMED_SECRETS = ["s3s3s3", "ab€ab€", "bbbbbbbb"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from([*STREAMED_SECRETS, "a", "b", "€", "s", "3"]), max_size=20),
+    cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=8),
+)
+def test_streamed_redaction_equals_redacting_the_whole(pieces: list[str], cuts: list[int]) -> None:
+    secrets, text = STREAMED_SECRETS, "".join(pieces)
+    data = text.encode()
+    redactor = StreamRedactor(secrets)
+    out, at = b"", 0
+    for cut in sorted(cuts):  # byte cuts: inside a secret, inside the 3-byte euro sign
+        out += redactor.feed(data[at : max(at, cut)])
+        at = max(at, cut)
+    out += redactor.feed(data[at:], final=True)
+    assert out.decode() == redact(text, secrets)
+
+
+def test_the_cap_goes_to_the_stream_that_needs_it() -> None:
+    assert _shares(100, [10, 500]) == [10, 90]
+    assert _shares(100, [500, 500]) == [50, 50]
+    assert _shares(100, [30, 40]) == [30, 40]
+    assert _shares(101, [500, 0]) == [101, 0]
+
+
+def test_a_host_lost_mid_layer_keeps_what_it_printed(tmp_path: Path) -> None:
+    class LostMidway(FakeTransport):
+        def run(self, script: str, **kw: Any) -> Result:
+            kw["sink"].write("stdout", f"collected 3 items {SECRET}\n".encode())
+            raise HostError(self.name, "connection closed without an exit status")
+
+    store, outcome = _run(tmp_path, LostMidway("h1"))
+    host = outcome.to_record().per_host["h1"]
+    assert outcome.status == "error" and host.log == "logs/h1/unit.log"
+    log = (store.dir / "logs" / "h1" / "unit.log").read_text()
+    assert "# no exit code (connection closed without an exit status)" in log
+    assert "collected 3 items [redacted]" in log

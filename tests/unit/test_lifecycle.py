@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 
 from orchestrator.bundle import Bundle
+from orchestrator.components import database_engine
 from orchestrator.context import Context
 from orchestrator.deploy import Artifacts
 from orchestrator.exceptions import ConfigError, HostError
@@ -46,6 +49,7 @@ def fake_connect(fake: FakeTransport) -> Step:
         bundle = Bundle(b"", "d1", 0)
         ctx.artifacts = Artifacts(bundle, bundle, wheels, wheels)
         ctx.servers = app_servers(ctx)
+        ctx.database = database_engine("mariadb").instance(host.name, ctx.targets[host.name], 3307)
 
     return Step("connect", run)
 
@@ -148,9 +152,62 @@ def test_teardown_runs_even_after_ctrl_c(
 
     fake = JunitEverywhere("h1")
     code, record, _ = run(tmp_path, plan_for(Options()), fake, Step("deploy", interrupted))
-    assert code == 130 and record["verdict"] == "error"
+    assert code == 130 and record["verdict"] == "interrupted"
+    assert record["interrupted"] == {
+        "signal": "SIGINT",
+        "step": "deploy",
+        "layer": None,
+        "noted": [],
+    }
     assert record["teardown"]["status"] == "ok"
     assert any("secrets.env" in s and "rm -f" in s for s in fake.scripts)
+    assert [s["status"] for s in record["steps"]] == ["ok", "interrupted"]
+
+
+class SignalledDuring(JunitEverywhere):
+    """Sends this process real signals: the first while ``pattern`` runs, another one
+    while teardown runs (as a CI runner does after its first SIGTERM)."""
+
+    def __init__(self, name: str, pattern: str, first: int, second: int | None) -> None:
+        super().__init__(name)
+        self.pattern, self.first, self.second = pattern, first, second
+
+    def run(self, script: str, **kw: Any) -> Result:
+        if self.pattern in script and self.first:
+            signum, self.first = self.first, 0
+            os.kill(os.getpid(), signum)  # the handler raises here, in the main thread
+        if "strays" in script and self.second:  # the teardown script
+            signum, self.second = self.second, None
+            os.kill(os.getpid(), signum)  # must be noted, not cut the teardown short
+        return super().run(script, **kw)
+
+
+def test_sigterm_mid_layer_tears_down_and_records_the_layer_as_interrupted(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = SignalledDuring("h1", "pytest pure", signal.SIGTERM, signal.SIGINT)
+    code, record, lines = run(tmp_path, plan_for(Options()), fake)
+    assert code == 143 and record["verdict"] == "interrupted"
+    assert record["reasons"] == ["interrupted by SIGTERM during step 'layers', layer 'pure'"]
+    assert [layer["status"] for layer in record["layers"]] == ["passed", "interrupted", "blocked"]
+    assert record["interrupted"] == {
+        "signal": "SIGTERM",
+        "step": "layers",
+        "layer": "pure",
+        "noted": ["SIGINT"],
+    }
+    assert record["teardown"]["status"] == "ok" and record["finished_at"]
+    assert any("SIGINT noted" in line for line in lines)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
+
+
+def test_sighup_is_one_more_way_to_the_same_teardown(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = SignalledDuring("h1", "python -m pytest\n", signal.SIGHUP, None)
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 129 and record["interrupted"]["signal"] == "SIGHUP"
+    assert record["teardown"]["status"] == "ok"
 
 
 def test_keep_skips_teardown(tmp_path: Path, plan_for: Callable[[Options], Plan]) -> None:
@@ -198,3 +255,53 @@ def test_a_host_lost_during_a_layer_is_exit_3_not_not_ready(
     assert "could not run" in record["reasons"][0]
     # "pure" has gate continue, so the sequence goes on; the verdict is still an error.
     assert [layer["status"] for layer in record["layers"]] == ["passed", "error", "passed"]
+
+
+def test_a_layer_failing_because_the_database_died_is_an_infrastructure_error(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = (
+        JunitEverywhere("h1")
+        .on(r"python -m pytest\n", exit_code=1)
+        .on("does not answer a ping|ping >/dev/null", exit_code=1, stderr="Got signal 9\n")
+    )
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 3 and record["verdict"] == "error"
+    unit = record["layers"][0]
+    assert unit["status"] == "error"
+    assert "the database on h1 died or stopped answering" in unit["reason"]
+    assert "Got signal 9" in unit["reason"]  # its log's last lines name the cause
+    assert "could not run" in record["reasons"][0] and "database on h1" in record["reasons"][0]
+
+
+def test_a_failing_layer_on_a_healthy_stack_stays_the_applications_failure(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = JunitEverywhere("h1").on(r"python -m pytest\n", exit_code=1)
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 1 and record["layers"][0]["status"] == "failed"
+    assert any("ping" in script for script in fake.scripts)  # the stack was asked
+
+
+def test_a_server_that_died_mid_layer_is_an_error_and_the_next_layer_gets_a_fresh_one(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = (
+        JunitEverywhere("h1")
+        .on(r"pytest it\n", exit_code=1)
+        .on("does not answer", exit_code=1, stderr="its process (4242) is gone\n")
+    )
+    code, record, _ = run(tmp_path, plan_for(Options(keep_going=True)), fake)
+    assert code == 3
+    rest = record["layers"][2]
+    assert rest["status"] == "error" and "the testserver on h1" in rest["reason"]
+    assert "(4242) is gone" in rest["reason"]
+
+
+def test_a_layer_killed_from_outside_is_an_infrastructure_error(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = JunitEverywhere("h1").on(r"pytest pure\n", exit_code=137)
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 3
+    assert "killed by SIGKILL from outside readiness" in record["layers"][1]["reason"]

@@ -83,9 +83,22 @@ def test_provision_grants_the_app_and_djangos_test_database_per_client_host() ->
     sql = provision_sql(DatabaseGrant(name="my_app", user="u", password="pw", client_hosts=hosts))
     assert "CREATE DATABASE IF NOT EXISTS `my_app`" in sql
     for host in ("localhost", "10.0.0.3"):
-        assert f"GRANT ALL PRIVILEGES ON `my_app`.* TO 'u'@'{host}';" in sql
-        # '_' is a wildcard in GRANT database names: escaped, the grant covers only test_my_app.
+        # '_' is a wildcard in GRANT database names: escaped, each grant covers only its own.
+        assert f"GRANT ALL PRIVILEGES ON `my\\_app`.* TO 'u'@'{host}';" in sql
         assert f"GRANT ALL PRIVILEGES ON `test\\_my\\_app`.* TO 'u'@'{host}';" in sql
+
+
+def test_grant_on_a_name_with_underscore_does_not_reach_lookalike_databases() -> None:
+    """Issue 8: `my_db`.* also granted myXdb; every grant's '_' and '%' are escaped."""
+    sql = provision_sql(DatabaseGrant(name="my_db", user="u", password="pw"))
+    grants = [ln for ln in sql.splitlines() if ln.startswith("GRANT")]
+    assert grants == [
+        "GRANT ALL PRIVILEGES ON `my\\_db`.* TO 'u'@'localhost';",
+        "GRANT ALL PRIVILEGES ON `test\\_my\\_db`.* TO 'u'@'localhost';",
+    ]
+    assert all("`my_db`" not in ln and "%" not in ln for ln in grants)
+    # The database itself is created under its literal name.
+    assert "CREATE DATABASE IF NOT EXISTS `my_db` " in sql
 
 
 def test_password_is_in_the_streamed_script_never_in_a_command_argument() -> None:

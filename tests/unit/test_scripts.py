@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
@@ -22,9 +24,11 @@ from orchestrator.components.appserver import (
     stop_script,
 )
 from orchestrator.deploy import stray_kill_script
+from orchestrator.layers import layer_script
 from orchestrator.layout import MARKER_VAR, Layout
 from orchestrator.scripts import Shell, heredoc, render, shell_word, words
 from orchestrator.scripts.check import check
+from orchestrator.suite import Layer
 from orchestrator.transport import LocalTransport
 
 # Every character the shell treats specially, for values that must arrive literally.
@@ -238,6 +242,7 @@ def deployed(tmp_path: Path) -> Iterator[DjangoServer]:
     )
     yield spec
     LocalTransport().run(stop_script(layout), timeout=30)
+    LocalTransport().run(stray_kill_script(layout), timeout=30)  # and its cgroup
 
 
 def test_the_server_starts_healthy_restarts_and_stops(deployed: DjangoServer) -> None:
@@ -256,6 +261,20 @@ def test_the_server_starts_healthy_restarts_and_stops(deployed: DjangoServer) ->
     assert stopped.ok and "readiness: server stopped" in stopped.stdout
     assert not running(new) and not pidfile.exists()
     assert local.run(stop_script(deployed.layout), timeout=30).stdout == ""  # idempotent
+
+
+def test_the_users_python_variables_do_not_reach_readinesss_own_helpers(
+    deployed: DjangoServer,
+) -> None:
+    """application.env is for the application: PYTHONINSPECT used to make the port check
+    (a here-document on the venv's python) fail, so no server ever started."""
+    spec = replace(deployed, env={"PYTHONINSPECT": "1", "PYTHONSTARTUP": "/nonexistent"})
+    result = LocalTransport().run(spec.start_script(), timeout=60)
+    assert result.ok, result.stderr
+    assert f"server healthy at {spec.url}" in result.stdout
+    server = int(Path(spec.layout.run, "server.pid").read_text())
+    environ = Path(f"/proc/{server}/environ").read_bytes().split(b"\0")
+    assert b"PYTHONINSPECT=1" in environ  # while the application still gets them
 
 
 def test_a_busy_port_fails_the_start_with_its_exit_code(deployed: DjangoServer) -> None:
@@ -283,3 +302,86 @@ def test_stray_kill_stops_only_processes_carrying_this_roots_marker(tmp_path: Pa
         for proc in (ours, other):
             proc.kill()
             proc.wait()
+
+
+# --------------------------------------------------------------------------- cgroups
+
+
+def cgroup_of(layout: Layout) -> Path:
+    """The deploy root's cgroup as lib.sh names it; fails (not skips) without cgroup v2."""
+    found = bash(LIB + 'deploy_cgroup "$1"', layout.root)
+    assert found.returncode == 0, "no cgroup v2 mounted here: the cgroup tests need one"
+    return Path(found.stdout.strip())
+
+
+def test_a_layer_process_that_escapes_session_and_marker_is_stopped(tmp_path: Path) -> None:
+    """`setsid env -i sleep 60 &` in a layer: no marker, its own session; its cgroup
+    still holds it, and the stray kill stops it and removes the cgroup."""
+    layout = Layout(str(tmp_path / HOSTILE.replace("/", "-")))
+    Path(layout.client).mkdir(parents=True)
+    pidfile = tmp_path / "escaped.pid"
+    layer = Layer(
+        "escape", "client", f"setsid env -i sleep 60 & echo $! > {pidfile}", (), 60, "stop"
+    )
+    script = layer_script(
+        layer, layout, venv=layout.venv("v1"), junit_path=f"{tmp_path}/j.xml", base_url=None, env={}
+    )
+    cgroup = cgroup_of(layout)
+    escaped = 0
+    try:
+        ran = LocalTransport().run(script, timeout=30)
+        assert ran.ok, ran.stderr
+        escaped = int(pidfile.read_text())
+        assert running(escaped)
+        assert Path(f"/proc/{escaped}/environ").read_bytes() == b""  # no marker to find
+        assert os.getsid(escaped) == escaped  # nor a process group of ours
+        assert str(escaped) in (cgroup / "cgroup.procs").read_text().split()
+        result = LocalTransport().run(stray_kill_script(layout), timeout=30)
+        assert result.ok, result.stderr
+        assert f"looking for strays by marker and in cgroup {cgroup}" in result.stdout
+        assert f"stopped stray processes: {escaped}" in result.stdout
+        assert not running(escaped)
+        assert not cgroup.exists()
+    finally:
+        if escaped and running(escaped):
+            os.kill(escaped, signal.SIGKILL)
+        if cgroup.exists():
+            LocalTransport().run(LIB + f"clear_cgroup {shlex.quote(str(cgroup))}", timeout=30)
+
+
+# Runs "$1" in a mount namespace of its own where no cgroup v2 is mounted any more.
+WITHOUT_CGROUP2 = """
+awk '$0 ~ / - cgroup2 / {print $5}' /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
+exec bash -c "$1"
+"""
+
+
+def test_without_cgroup_v2_the_stray_kill_says_it_used_the_marker_only(tmp_path: Path) -> None:
+    """A host without cgroup v2: the layer runs all the same, teardown uses the marker."""
+    layout = Layout(str(tmp_path / "root"))
+    Path(layout.client).mkdir(parents=True)
+    layer = Layer("plain", "client", "echo layer ran", (), 60, "stop")
+    script = layer_script(
+        layer, layout, venv=layout.venv("v1"), junit_path=f"{tmp_path}/j.xml", base_url=None, env={}
+    )
+    ours = subprocess.Popen(
+        ["sleep", "60"], env={**os.environ, MARKER_VAR: layout.root}, start_new_session=True
+    )
+    try:
+        teardown = f"{script}\n{stray_kill_script(layout)}"
+        isolated = ["unshare", "--mount", "--propagation", "private", "bash", "-c"]
+        done = subprocess.run(
+            [*isolated, WITHOUT_CGROUP2, "-", teardown],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(
+            "layer ran\nreadiness: looking for strays by marker only (no cgroup v2 on this host)\n"
+        )
+        assert f"stopped stray processes: {ours.pid}" in done.stdout
+        assert ours.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        ours.kill()
+        ours.wait()

@@ -22,6 +22,16 @@ def test_layers_keep_their_order_and_defaults(write_yaml: Write) -> None:
     assert unit.gate == "stop" and pure.gate == "continue"
     assert rest.needs == ("database", "server")
     assert unit.timeout_s == 1800 and unit.junit
+    assert unit.max_output_mb == 20
+
+
+def test_a_layer_may_set_its_output_cap(write_yaml: Write) -> None:
+    text = SUITE.replace("gate: continue", "gate: continue, max_output_mb: 200")
+    assert [layer.max_output_mb for layer in load_suite(write_yaml("s.yaml", text)).layers] == [
+        20,
+        200,
+        20,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -34,6 +44,9 @@ def test_layers_keep_their_order_and_defaults(write_yaml: Write) -> None:
         (("name: pure", "name: 'Pure Layer!'"), "layers[1].name"),
         (("gate: continue", "timeout: 0"), "layers[1].timeout"),
         (("command: python -m pytest pure", "command: ''"), "layers[1].command"),
+        (("gate: continue", "max_output_mb: 0"), "layers[1].max_output_mb"),
+        (("gate: continue", "max_output_mb: 1025"), "layers[1].max_output_mb"),
+        (("gate: continue", "max_output_mb: 2.5"), "layers[1].max_output_mb"),
     ],
 )
 def test_bad_layers_are_refused_naming_the_field(
@@ -48,3 +61,54 @@ def test_suite_names_resolve_under_suites(tmp_path: Path) -> None:
     assert resolve("my.yaml", root=tmp_path, relative_to=tmp_path / "inv") == (
         tmp_path / "inv" / "my.yaml"
     )
+
+
+# --------------------------------------------------------------------------- issue 8
+
+
+@pytest.mark.parametrize(
+    "change,line,field",
+    [
+        (("name: unit,", r'name: "unit\n",'), 2, "layers[0].name"),
+        (("command: python -m pytest,", r'command: "python\0 -m pytest",'), 2, "layers[0].command"),
+        (("layers:", 'name: "a\\nb"\nlayers:'), 1, "name"),
+    ],
+    ids=["layer name ending in a newline", "NUL in a command", "suite name over two lines"],
+)
+def test_issue_8_suite_values_are_refused_naming_file_line_and_field(
+    write_yaml: Write, change: tuple[str, str], line: int, field: str
+) -> None:
+    path = write_yaml("s.yaml", SUITE.replace(*change))
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert str(info.value).startswith(f"{path}, line {line}, field '{field}': ")
+
+
+def test_a_suite_with_a_nul_byte_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(SUITE.encode() + b"  - {name: x\x00, role: server, command: x}\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}, line 5: contains a NUL"):
+        load_suite(path)
+
+
+@pytest.mark.parametrize(
+    "given,says",
+    [
+        ("/proc/self/environ", "is not a regular file"),
+        ("/tmp/" + "a" * 5000 + ".yaml", "bytes long"),
+    ],
+    ids=["proc environ", "5000-character path"],
+)
+def test_special_and_impossible_suite_files_are_config_errors(
+    tmp_path: Path, given: str, says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says):
+        load_suite(resolve(given, root=tmp_path))
+
+
+def test_suite_names_are_matched_whole(tmp_path: Path) -> None:
+    """A name ending in a newline is neither a name nor a path (it was a name with `$`)."""
+    with pytest.raises(ConfigError, match="neither a suite name nor a path"):
+        resolve("broker\n", root=tmp_path)
+    with pytest.raises(ConfigError, match="user this machine does not know"):
+        resolve("~nosuchuser-rdy/s.yaml", root=tmp_path)

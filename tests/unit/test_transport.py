@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,9 +18,12 @@ from orchestrator.transport import (
     TIMEOUT_EXIT_CODE,
     FakeTransport,
     LocalTransport,
+    OutputSink,
     Result,
     SSHTransport,
     Transport,
+    _Capture,
+    _collect,
     compose_script,
 )
 
@@ -193,6 +200,86 @@ def test_local_put_and_get(local: LocalTransport, tmp_path: Path) -> None:
         local.put(b"x", str(tmp_path / "no" / "dir" / "f"))
 
 
+class Chunks:
+    """An OutputSink that remembers every chunk, in order."""
+
+    def __init__(self, tail_bytes: int) -> None:
+        self.tail_bytes = tail_bytes
+        self.chunks: list[tuple[str, bytes]] = []
+
+    def write(self, stream: str, data: bytes) -> None:
+        self.chunks.append((stream, data))
+
+    def joined(self, stream: str) -> bytes:
+        return b"".join(data for name, data in self.chunks if name == stream)
+
+
+def test_local_run_streams_into_a_sink_and_keeps_only_a_tail(local: LocalTransport) -> None:
+    sink = Chunks(tail_bytes=1000)
+    assert isinstance(sink, OutputSink)
+    result = local.run(
+        "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo err1 >&2; echo last; echo err2 >&2",
+        sink=sink,
+    )
+    assert result.ok, result.stderr
+    assert sink.joined("stdout") == b"x" * 3_000_000 + b"\nlast\n"
+    assert sink.joined("stderr") == b"err1\nerr2\n"
+    assert len(sink.chunks) > 3  # it came as it arrived, not in one piece at the end
+    assert result.stdout == ("x" * 3_000_000 + "\nlast\n")[-1000:]
+    assert result.stderr == "err1\nerr2\n"
+
+
+def test_local_timeout_with_a_sink_keeps_what_came_before(local: LocalTransport) -> None:
+    sink = Chunks(tail_bytes=5)
+    result = local.run("echo started; echo oops >&2; sleep 60", timeout=0.5, sink=sink)
+    assert result.timed_out and sink.joined("stdout") == b"started\n"
+    assert (result.stdout, result.stderr) == ("rted\n", "oops\n")
+
+
+def test_fake_transport_hands_a_sink_its_output_in_chunks() -> None:
+    fake = FakeTransport().on("job", stdout="abcdefg", stderr="xyz", chunk_size=3)
+    sink = Chunks(tail_bytes=2)
+    result = fake.run("job", sink=sink)
+    assert sink.chunks == [
+        ("stdout", b"abc"),
+        ("stdout", b"def"),
+        ("stdout", b"g"),
+        ("stderr", b"xyz"),
+    ]
+    assert (result.stdout, result.stderr) == ("fg", "yz")
+    assert fake.calls[0].sink is sink
+    assert fake.run("job").stdout == "abcdefg"  # no sink: the whole text
+
+
+def test_ssh_collect_hands_chunks_to_the_sink_and_keeps_a_tail() -> None:
+    """The SSH read loop, against a channel that has everything buffered and has exited."""
+
+    class Channel:
+        eof_received, closed = True, False
+        out, err = [b"one ", b"two ", b"three"], [b"warning"]
+
+        def recv_ready(self) -> bool:
+            return bool(self.out)
+
+        def recv(self, size: int) -> bytes:
+            return self.out.pop(0)
+
+        def recv_stderr_ready(self) -> bool:
+            return bool(self.err)
+
+        def recv_stderr(self, size: int) -> bytes:
+            return self.err.pop(0)
+
+        def exit_status_ready(self) -> bool:
+            return True
+
+    sink = Chunks(tail_bytes=4)
+    capture = _Capture(sink)
+    assert _collect(Channel(), None, capture)
+    assert sink.joined("stdout") == b"one two three" and sink.joined("stderr") == b"warning"
+    assert (capture.text("stdout"), capture.text("stderr")) == ("hree", "ning")
+
+
 # --------------------------------------------------------------------------- ssh (no server)
 
 
@@ -221,3 +308,114 @@ def test_ssh_missing_known_hosts_is_a_host_error(tmp_path: Path) -> None:
     )
     with pytest.raises(HostError, match="cannot read known_hosts"):
         transport.connect()
+
+
+# --------------------------------------------------------------------------- ssh (an impostor)
+
+
+@pytest.fixture
+def impostor() -> Iterator[tuple[int, str]]:
+    """A throwaway SSH server (paramiko) on a loopback port: it presents its own ECDSA host
+    key, as another sshd on a lab host's address would, and lets nobody in.
+
+    Yields its port and its public key line (``TYPE BASE64``).
+    """
+    import paramiko
+
+    host_key = paramiko.ECDSAKey.generate()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.05)  # so that the server thread sees the end of the test
+    sessions: list[Any] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
+            session = paramiko.Transport(conn)
+            session.add_server_key(host_key)
+            sessions.append(session)
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                session.start_server(server=paramiko.ServerInterface())
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        yield listener.getsockname()[1], f"{host_key.get_name()} {host_key.get_base64()}"
+    finally:
+        done.set()
+        server.join(timeout=5)
+        listener.close()
+        for session in sessions:
+            session.close()
+
+
+def _pinned(tmp_path: Path, port: int, key_line: str) -> Path:
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {key_line}\n")
+    return known
+
+
+def _ssh(tmp_path: Path, port: int, known: Path) -> SSHTransport:
+    key = tmp_path / "id"
+    key.write_text("never offered: the host key check fails first\n")
+    return SSHTransport(
+        "web1", "127.0.0.1", port=port, key_file=key, known_hosts=known, connect_timeout=5
+    )
+
+
+def test_an_impostor_sshd_is_a_host_key_error_naming_the_host(
+    tmp_path: Path, impostor: tuple[int, str]
+) -> None:
+    """Another sshd answers on a pinned host's address with a key of the pinned type."""
+    import paramiko
+
+    port, _ = impostor
+    other = paramiko.ECDSAKey.generate()
+    known = _pinned(tmp_path, port, f"{other.get_name()} {other.get_base64()}")
+    transport = _ssh(tmp_path, port, known)
+    with pytest.raises(HostError) as err:
+        transport.run("true")
+    transport.close()
+    message = str(err.value)
+    assert err.value.host == "web1" and err.value.exit_code == 3
+    assert f"host key of web1 does not match {known}; another sshd answers" in message
+    assert "on that address?" in message and "MISMATCH" in message
+
+
+def test_an_impostor_with_another_key_type_is_a_mismatch_not_an_unknown_host(
+    tmp_path: Path, impostor: tuple[int, str]
+) -> None:
+    """Only an ed25519 key is pinned and the impostor has none: still a mismatch, not an
+    unknown host (the host is pinned)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    port, _ = impostor
+    ed25519 = Ed25519PrivateKey.generate().public_key()
+    line = ed25519.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+    known = _pinned(tmp_path, port, line)
+    with pytest.raises(HostError, match=r"of web1 does not match .*pinned key is ssh-ed25519"):
+        _ssh(tmp_path, port, known).connect()
+
+
+def test_a_host_missing_from_known_hosts_is_still_not_pinned(
+    tmp_path: Path, impostor: tuple[int, str]
+) -> None:
+    port, key_line = impostor
+    known = _pinned(tmp_path, port + 1 if port < 65535 else port - 1, key_line)  # another host
+    with pytest.raises(HostError, match=r"host key is not pinned in") as err:
+        _ssh(tmp_path, port, known).connect()
+    assert "does not match" not in str(err.value)
+
+
+def test_local_run_waits_for_a_script_that_closed_its_output(local: LocalTransport) -> None:
+    result = local.run("echo before; exec >/dev/null 2>&1; sleep 0.5; exit 4", timeout=30)
+    assert (result.exit_code, result.stdout, result.timed_out) == (4, "before\n", False)
+    late = local.run("exec >/dev/null 2>&1; sleep 60", timeout=0.5)
+    assert late.timed_out and late.duration_s < 5
