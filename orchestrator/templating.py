@@ -16,20 +16,34 @@ from typing import Any
 import jinja2
 
 
+class _SuffixLoader(jinja2.PackageLoader):
+    """Finds template ``NAME`` in the file ``NAME.j2``: the scripts are named for what they
+    render (``lib.sh``) and their files say they are templates, so no tool mistakes a
+    template for a shell script it could run or lint as it is."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool] | None]:
+        return super().get_source(environment, template + ".j2")
+
+
 def environment(
     folder: str,
     *,
     autoescape: bool = False,
     finalize: Callable[[Any], Any] | None = None,
     trim_blocks: bool = False,
+    j2_suffix: bool = False,
 ) -> jinja2.Environment:
     """A strict environment over ``orchestrator/<folder>/``, keeping trailing newlines.
 
     ``trim_blocks`` also strips the indentation before a block tag, so ``{% for %}``
-    lines in a script leave no blank or indented lines behind.
+    lines in a script leave no blank or indented lines behind. With ``j2_suffix``,
+    template ``NAME`` lives in the file ``NAME.j2``.
     """
+    loader_class = _SuffixLoader if j2_suffix else jinja2.PackageLoader
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("orchestrator", folder),
+        loader=loader_class("orchestrator", folder),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=autoescape,

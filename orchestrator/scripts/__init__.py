@@ -1,7 +1,8 @@
 """The bash scripts readiness runs on hosts, kept as files and rendered with values.
 
 Why files: a script in a Python string cannot be read, linted or run on its own, and
-quoting mistakes hide in it. Here every script is a ``*.sh`` file beside this module,
+quoting mistakes hide in it. Here every script is a file beside this module (template
+``NAME.sh`` is the file ``NAME.sh.j2``: a template is not yet a script),
 checked by ``bash -n`` and shellcheck (``python -m orchestrator.scripts``, run by
 ``make lint``); Python code on a host is a ``*.py`` file sent on a quoted here-document.
 
@@ -77,7 +78,7 @@ def source(name: str) -> str:
 @cache
 def scripts() -> jinja2.Environment:
     """The one environment of the scripts: strict, quoting, blocks leave no blank lines."""
-    env = environment("scripts", finalize=shell_word, trim_blocks=True)
+    env = environment("scripts", finalize=shell_word, trim_blocks=True, j2_suffix=True)
     env.filters["heredoc"] = heredoc
     env.filters["words"] = words
     env.globals["source"] = source

@@ -5,7 +5,7 @@ So every public script function is called here with sample values, including hos
 ones (spaces, quotes, ``$(...)``, backticks, newlines where a value may hold them), and
 each rendered text goes through ``bash -n`` and ``shellcheck -S warning -s bash``. A
 finding is reported at the template line it comes from (file:line) when that can be told,
-else at the line of the rendered sample. Also checked: every ``*.sh`` file is rendered by
+else at the line of the rendered sample. Also checked: every ``*.sh.j2`` template is rendered by
 some sample (a new script must get one), no ``{{ value }}`` sits inside double quotes
 (its quoting would become literal characters), and the Python helpers compile.
 
@@ -141,8 +141,8 @@ def check() -> list[Finding]:
     used = {name for _, name in env.cache or {}}
     findings = [
         Finding(f"{_rel(path)}:1", "no sample renders this script; add one in samples()")
-        for path in sorted(FOLDER.glob("*.sh"))
-        if path.name not in used
+        for path in sorted(FOLDER.glob("*.sh.j2"))
+        if path.name.removesuffix(".j2") not in used
     ]
     if (
         rendered["transport._KILL"] != transport._KILL
@@ -206,7 +206,7 @@ def _where(path: Path, label: str, number: int) -> str:
 def _origin(lines: list[str], index: int) -> str | None:
     """The template line best matching ``lines[index]`` and the lines around it."""
     best: tuple[int, str] | None = None
-    for path in sorted(FOLDER.glob("*.sh")):
+    for path in sorted(FOLDER.glob("*.sh.j2")):
         source = path.read_text().splitlines()
         patterns = [_pattern(line) for line in source]
         for at, pattern in enumerate(patterns):
@@ -235,7 +235,7 @@ def _pattern(template_line: str) -> Callable[[str], bool] | None:
 def _quoted_values() -> list[Finding]:
     """``{{ value }}`` inside "..." would keep its quotes as literal characters."""
     findings = []
-    for path in sorted(FOLDER.glob("*.sh")):
+    for path in sorted(FOLDER.glob("*.sh.j2")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             for found in re.finditer(r"\{\{", line):
                 before = re.sub(r"'[^']*'", "", line[: found.start()]).replace('\\"', "")
@@ -252,7 +252,7 @@ def _quoted_values() -> list[Finding]:
 def _python_helpers() -> list[Finding]:
     """The Python files the scripts send on a here-document exist and compile."""
     findings = []
-    for path in sorted(FOLDER.glob("*.sh")):
+    for path in sorted(FOLDER.glob("*.sh.j2")):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             for name in re.findall(r"source\(\"([^\"]+)\"\)", line):
                 helper = FOLDER / name
