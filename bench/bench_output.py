@@ -2,7 +2,7 @@
 
 A local script prints ``--mib`` MiB (default 200) on stdout, a secret sprinkled through
 it, through :class:`~orchestrator.transport.LocalTransport`, once into the sink a layer
-uses (:class:`~orchestrator.layers.LayerOutput`: scrubbed, capped at 20 MiB, written to
+uses (:class:`~orchestrator.output.LayerOutput`: scrubbed, capped at 20 MiB, written to
 disk as it arrives) and, for comparison, once without a sink (all of it in memory, as
 layers did before the cap). For each: the peak RSS of this process above what it was
 before the run (the kernel's high-water mark, reset before each run), the throughput,
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.layers import MIB, LayerOutput  # noqa: E402
+from orchestrator.output import MIB, LayerOutput  # noqa: E402
 from orchestrator.store import RunStore  # noqa: E402
 from orchestrator.suite import DEFAULT_MAX_OUTPUT_MB  # noqa: E402
 from orchestrator.transport import LocalTransport, OutputSink  # noqa: E402

@@ -6,27 +6,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from orchestrator.exceptions import HostError
 from orchestrator.junit import TestCounts
-from orchestrator.layers import (
-    RESULT_TAIL_BYTES,
-    LayerOutcome,
-    LayerOutput,
-    StreamRedactor,
-    _shares,
-    layer_script,
-    run_layer,
-)
+from orchestrator.layers import LayerOutcome, layer_script, run_layer
 from orchestrator.layout import Layout
+from orchestrator.output import RESULT_TAIL_BYTES, LayerOutput
 from orchestrator.record import RunRecord
 from orchestrator.report import render_run
 from orchestrator.store import RunStore
 from orchestrator.suite import Layer
 from orchestrator.transport import FakeTransport, Result
-from orchestrator.vault import redact
 
 LAYER = Layer("unit", "server", "python -m pytest", ("database",), 60, "stop")
 PASSING = b'<testsuite><testcase name="a"/><testcase name="b"/></testsuite>'
@@ -203,33 +192,6 @@ def test_a_secret_split_between_chunks_never_reaches_the_log(tmp_path: Path) -> 
         log = (store.dir / "logs" / "h1" / "unit.log").read_text()
         assert SECRET not in log, size
         assert "a[redacted]b[redacted][redacted]\n--- stderr ---\n[redacted]\n" in log
-
-
-STREAMED_SECRETS = ["s3s3s3", "ab€ab€", "bbbbbbbb"]
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    pieces=st.lists(st.sampled_from([*STREAMED_SECRETS, "a", "b", "€", "s", "3"]), max_size=20),
-    cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=8),
-)
-def test_streamed_redaction_equals_redacting_the_whole(pieces: list[str], cuts: list[int]) -> None:
-    secrets, text = STREAMED_SECRETS, "".join(pieces)
-    data = text.encode()
-    redactor = StreamRedactor(secrets)
-    out, at = b"", 0
-    for cut in sorted(cuts):  # byte cuts: inside a secret, inside the 3-byte euro sign
-        out += redactor.feed(data[at : max(at, cut)])
-        at = max(at, cut)
-    out += redactor.feed(data[at:], final=True)
-    assert out.decode() == redact(text, secrets)
-
-
-def test_the_cap_goes_to_the_stream_that_needs_it() -> None:
-    assert _shares(100, [10, 500]) == [10, 90]
-    assert _shares(100, [500, 500]) == [50, 50]
-    assert _shares(100, [30, 40]) == [30, 40]
-    assert _shares(101, [500, 0]) == [101, 0]
 
 
 def test_a_host_lost_mid_layer_keeps_what_it_printed(tmp_path: Path) -> None:
