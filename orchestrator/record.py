@@ -54,6 +54,8 @@ class DeployRecord:
     bytes_sent: int | None = None
     round_trips: int | None = None
     error: str | None = None
+    # Parts resent because something on the host changed them since they were sent.
+    drifted: list[str] | None = None
 
 
 @dataclass

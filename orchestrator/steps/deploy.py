@@ -166,8 +166,11 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
         if entry.component != "db":
             entry.status, entry.duration_s = "ok", round(report.duration_s, 3)
             entry.sent, entry.bytes_sent = list(report.sent), report.bytes_sent
+            entry.drifted = list(report.drifted)
             entry.round_trips = report.round_trips
     what = ", ".join(report.sent) or "nothing (up to date)"
+    if report.drifted:  # the host held these in the right version, but a run changed them
+        what += f"; {', '.join(report.drifted)} changed on the host since it was sent"
     ctx.progress(
         name,
         "deploy",

@@ -255,3 +255,5 @@ def test_a_file_a_layer_left_in_the_client_folder_is_gone_in_the_next_run(
     sent = {part for d in record["deploy"] if d["component"] == "client" for part in d["sent"]}
     # etc too: the first run's teardown removed the secrets from the host.
     assert sent == {"client", "etc"}, record["deploy"]
+    drifted = [d["drifted"] for d in record["deploy"] if d["component"] == "client"]
+    assert drifted == [["client"]], record["deploy"]  # and the record says why
