@@ -63,9 +63,14 @@ class Trap:
         self.say = say
         self.first: Interrupted | None = None
         self.noted: list[str] = []
+        self.holding = False
+
+    def hold(self) -> None:
+        """From now on (the teardown), even a first signal is only noted."""
+        self.holding = True
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.first is None:
+        if self.first is None and not self.holding:
             self.first = Interrupted(signum)
             raise self.first
         # A second Ctrl-C, or the SIGTERM a CI runner sends after SIGINT: the teardown the

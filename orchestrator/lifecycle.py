@@ -200,6 +200,7 @@ def _interrupted(ctx: Context, err: Interrupted) -> Verdict:
 
 def _finish(ctx: Context, verdict: Verdict, trap: Trap) -> int:
     """Teardown, then the final record and the HTML summary; returns the exit code."""
+    trap.hold()  # a signal now (even a first one) must not cut the teardown in half
     try:
         if ctx.transports:
             teardown_step(ctx)
@@ -209,6 +210,8 @@ def _finish(ctx: Context, verdict: Verdict, trap: Trap) -> int:
         with contextlib.suppress(Exception):
             transport.close()
     _mark_unrun_layers(ctx, verdict.reasons)
+    if ctx.record.interrupted is None and trap.noted:  # the run was done; its teardown not
+        ctx.record.interrupted = InterruptRecord(trap.noted[0], "teardown")
     if ctx.record.interrupted is not None:
         ctx.record.interrupted.noted = list(trap.noted)
     ctx.record.verdict, ctx.record.reasons = verdict.verdict, verdict.reasons

@@ -305,3 +305,18 @@ def test_a_layer_killed_from_outside_is_an_infrastructure_error(
     code, record, _ = run(tmp_path, plan_for(Options()), fake)
     assert code == 3
     assert "killed by SIGKILL from outside readiness" in record["layers"][1]["reason"]
+
+
+def test_a_first_signal_during_teardown_is_noted_and_the_teardown_finishes(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = SignalledDuring("h1", "no layer has this text", 0, signal.SIGTERM)
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 0 and record["verdict"] == "ready"  # every layer ran before it came
+    assert record["teardown"]["status"] == "ok"
+    assert record["interrupted"] == {
+        "signal": "SIGTERM",
+        "step": "teardown",
+        "layer": None,
+        "noted": ["SIGTERM"],
+    }
