@@ -185,6 +185,12 @@ class _Capture:
             return _decode(bytes(kept[len(kept) - self.limit :]))
         return _decode(bytes(kept))
 
+    def result(self, script: str, code: int, duration: float, timed_out: bool, host: str) -> Result:
+        """The :class:`Result` of the run, with what was kept of its output."""
+        return Result(
+            script, code, self.text("stdout"), self.text("stderr"), duration, timed_out, host
+        )
+
 
 # --------------------------------------------------------------------------- local
 
@@ -238,15 +244,7 @@ class LocalTransport:
                     pipe.close()
         duration = time.monotonic() - started
         code = TIMEOUT_EXIT_CODE if timed_out else proc.returncode
-        return Result(
-            script,
-            code,
-            capture.text("stdout"),
-            capture.text("stderr"),
-            duration,
-            timed_out,
-            self.name,
-        )
+        return capture.result(script, code, duration, timed_out, self.name)
 
     def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
         try:
@@ -499,15 +497,7 @@ class SSHTransport:
                 )
         chan.close()
         duration = time.monotonic() - started
-        return Result(
-            script,
-            code,
-            capture.text("stdout"),
-            capture.text("stderr"),
-            duration,
-            timed_out,
-            self.name,
-        )
+        return capture.result(script, code, duration, timed_out, self.name)
 
     def _kill(self, token: str) -> None:
         try:
