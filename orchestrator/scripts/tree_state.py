@@ -43,7 +43,7 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 # An entry of a tree is (its path relative to the tree, what it is), both bytes.
 _CHUNK = 1 << 20
@@ -99,6 +99,34 @@ def _remove(entry: os.DirEntry[bytes], is_dir: bool) -> bool:
     return True
 
 
+def _walk(
+    top: bytes,
+    skip: Callable[[bytes, os.DirEntry[bytes]], bool],
+    describe: Callable[[os.DirEntry[bytes]], bytes],
+) -> list[tuple[bytes, bytes]]:
+    """Every entry below ``top`` as (path, what it is), links never followed: a link is
+    its target, a folder ``DIR_ENTRY``, anything else what ``describe`` says. ``skip``
+    (given the parent's relative path and the entry) leaves an entry, and all below it,
+    out."""
+    out: list[tuple[bytes, bytes]] = []
+    pending = [b""]
+    while pending:
+        rel = pending.pop()
+        with os.scandir(os.path.join(top, rel) if rel else top) as listing:
+            for entry in listing:
+                if skip(rel, entry):
+                    continue
+                path = rel + b"/" + entry.name if rel else entry.name
+                if entry.is_symlink():
+                    out.append((path, link_entry(os.readlink(entry.path))))
+                elif entry.is_dir(follow_symlinks=False):
+                    out.append((path, DIR_ENTRY))
+                    pending.append(path)
+                else:
+                    out.append((path, describe(entry)))
+    return out
+
+
 def code_entries(
     top: bytes, skip: bytes, dirs: frozenset[bytes], suffixes: tuple[bytes, ...]
 ) -> list[tuple[bytes, bytes]]:
@@ -108,55 +136,36 @@ def code_entries(
     ``dirs`` for anything that is a folder or a link to one, a suffix of ``suffixes`` for
     anything else; links are never followed.
     """
-    out: list[tuple[bytes, bytes]] = []
-    pending = [b""]
-    while pending:
-        rel = pending.pop()
-        with os.scandir(os.path.join(top, rel) if rel else top) as listing:
-            for entry in listing:
-                path = rel + b"/" + entry.name if rel else entry.name
-                if not rel and entry.name == skip:
-                    continue
-                is_dir = entry.is_dir()  # follows a link, as os.walk sorts names
-                cache = entry.name in dirs if is_dir else entry.name.endswith(suffixes)
-                if cache and _remove(entry, is_dir):
-                    continue
-                if entry.is_symlink():
-                    out.append((path, link_entry(os.readlink(entry.path))))
-                elif is_dir:
-                    out.append((path, DIR_ENTRY))
-                    pending.append(path)
-                elif entry.is_file(follow_symlinks=False):
-                    mode = entry.stat(follow_symlinks=False).st_mode
-                    out.append((path, file_entry(_sha256_of(entry.path), bool(mode & 0o100))))
-                else:  # a socket, FIFO or device: never sent, so always drift
-                    kind = stat.S_IFMT(entry.stat(follow_symlinks=False).st_mode)
-                    out.append((path, b"?%o" % kind))
-    return out
+
+    def left_out(rel: bytes, entry: os.DirEntry[bytes]) -> bool:
+        if not rel and entry.name == skip:
+            return True
+        is_dir = entry.is_dir()  # follows a link, as os.walk sorts names
+        cache = entry.name in dirs if is_dir else entry.name.endswith(suffixes)
+        return cache and _remove(entry, is_dir)
+
+    def content(entry: os.DirEntry[bytes]) -> bytes:
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if stat.S_ISREG(mode):
+            return file_entry(_sha256_of(entry.path), bool(mode & 0o100))
+        return b"?%o" % stat.S_IFMT(mode)  # a socket, FIFO or device: never sent, so drift
+
+    return _walk(top, left_out, content)
 
 
 def venv_entries(top: bytes, complete: bytes) -> list[tuple[bytes, bytes]]:
     """Every entry of a virtualenv by its metadata, ``__pycache__`` and COMPLETE aside."""
-    out: list[tuple[bytes, bytes]] = []
-    pending = [b""]
-    while pending:
-        rel = pending.pop()
-        with os.scandir(os.path.join(top, rel) if rel else top) as listing:
-            for entry in listing:
-                if entry.name == b"__pycache__" or (
-                    not rel and entry.name in (complete, complete + b".new")
-                ):
-                    continue
-                path = rel + b"/" + entry.name if rel else entry.name
-                if entry.is_symlink():
-                    out.append((path, link_entry(os.readlink(entry.path))))
-                elif entry.is_dir(follow_symlinks=False):
-                    out.append((path, DIR_ENTRY))
-                    pending.append(path)
-                else:
-                    st = entry.stat(follow_symlinks=False)
-                    out.append((path, b"%o:%d:%d" % (st.st_mode, st.st_size, st.st_mtime_ns)))
-    return out
+
+    def left_out(rel: bytes, entry: os.DirEntry[bytes]) -> bool:
+        return entry.name == b"__pycache__" or (
+            not rel and entry.name in (complete, complete + b".new")
+        )
+
+    def metadata(entry: os.DirEntry[bytes]) -> bytes:
+        st = entry.stat(follow_symlinks=False)
+        return b"%o:%d:%d" % (st.st_mode, st.st_size, st.st_mtime_ns)
+
+    return _walk(top, left_out, metadata)
 
 
 def _code_trees(skip: bytes, dirs: bytes, suffixes: bytes, pairs: list[bytes]) -> None:
