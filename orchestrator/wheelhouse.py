@@ -54,13 +54,6 @@ class Wheelhouse:
                 return parts[-3], parts[-1]
         return None
 
-    @property
-    def pip_wheel(self) -> Path:
-        for wheel in self.wheels:
-            if wheel.name.startswith("pip-"):
-                return wheel
-        raise InfrastructureError(f"wheelhouse {self.path} has no pip wheel")
-
 
 _INCLUDES = ("--requirement", "--constraint")
 # pip's COMMENT_RE: '#' at the start of a line or after whitespace, to the end.

@@ -325,10 +325,6 @@ class LabPlan:
         return LabFiles(self.state_dir).authorized_keys
 
     @property
-    def deploy_dir(self) -> Path:
-        return self.deploy_base / self.prefix
-
-    @property
     def files(self) -> tuple[Path, ...]:
         """Every lab-wide file the lab writes (what lab.down removes)."""
         return LabFiles(self.state_dir).all
