@@ -159,7 +159,12 @@ class _Builder:
         for key_node, value_node in node.value:
             key = self.build(key_node, depth + 1, field)
             if not isinstance(key.value, str):
-                raise self.error(f"keys must be strings, got {shown(key.value)}", key.line, field)
+                hint = ""
+                if isinstance(key.value, bool):  # YAML 1.1 reads on/off/yes/no as booleans
+                    hint = f" (the key {key_node.value!r} reads as a boolean: quote it)"
+                raise self.error(
+                    f"keys must be strings, got {shown(key.value)}{hint}", key.line, field
+                )
             if key.value in mapping:
                 raise self.error(f"duplicate key {shown(key.value)}", key.line, field)
             mapping[key.value] = self.build(value_node, depth + 1, _child(field, key.value))

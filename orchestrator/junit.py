@@ -23,6 +23,9 @@ class TestCounts:
     failed: int = 0
     errors: int = 0
     skipped: int = 0
+    # Earlier attempts of tests the layer's retry policy re-ran: not tests of their own,
+    # but never forgotten (each is a <testcase> in the JUnit XML).
+    retried: int = 0
 
     def __add__(self, other: TestCounts) -> TestCounts:
         return TestCounts(
@@ -31,6 +34,7 @@ class TestCounts:
             failed=self.failed + other.failed,
             errors=self.errors + other.errors,
             skipped=self.skipped + other.skipped,
+            retried=self.retried + other.retried,
         )
 
 
@@ -42,7 +46,9 @@ def parse_counts(text: bytes | str, *, source: str = "<junit>") -> TestCounts:
     """Count the ``<testcase>`` elements by outcome (more reliable than suite attributes).
 
     A test case with several outcome children counts once, worst first:
-    error > failure > skipped > passed.
+    error > failure > skipped > passed. A test case the ledger hook marked as an earlier,
+    failed attempt of a retried test (property ``readiness_outcome``) counts as
+    ``retried``: the test itself counts once, by its last attempt.
     """
     try:
         root = ET.fromstring(text)
@@ -50,8 +56,11 @@ def parse_counts(text: bytes | str, *, source: str = "<junit>") -> TestCounts:
         raise JUnitError(f"{source}: not valid JUnit XML ({err})") from None
     if root.tag not in ("testsuites", "testsuite"):
         raise JUnitError(f"{source}: root element is <{root.tag}>, not <testsuites>/<testsuite>")
-    passed = failed = errors = skipped = 0
+    passed = failed = errors = skipped = retried = 0
     for case in root.iter("testcase"):
+        if _retried_attempt(case):
+            retried += 1
+            continue
         tags = {child.tag for child in case}
         if "error" in tags:
             errors += 1
@@ -67,6 +76,19 @@ def parse_counts(text: bytes | str, *, source: str = "<junit>") -> TestCounts:
         failed=failed,
         errors=errors,
         skipped=skipped,
+        retried=retried,
+    )
+
+
+# The property the ledger hook (readiness_ledger) puts on an attempt it re-ran.
+RETRIED_PROPERTY = "readiness_outcome"
+
+
+def _retried_attempt(case: ET.Element) -> bool:
+    return any(
+        prop.get("name") == RETRIED_PROPERTY
+        for props in case.findall("properties")
+        for prop in props.findall("property")
     )
 
 

@@ -13,6 +13,10 @@ Schema history (``schema`` field):
   dropped and ``ledger`` at its default (nothing was ever collected in it). The
   database server's version fact is ``database_server`` (it was ``mariadbd``, probed on
   every host; it is now probed by the engine on the database host only).
+* ``readiness.run/3``: the ledger is collected (errors and unmatched resets with their
+  attribution, captures, flagged tests, finding), ``fingerprints`` per server host,
+  ``tests.retried`` per layer, and more counters watched. Version 2 records read with
+  these at their defaults (``ledger.collected`` false: nothing was collected).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from typing import Any, TypeVar, Union
 
 from orchestrator.junit import TestCounts
 
-SCHEMA = "readiness.run/2"
-READABLE_SCHEMAS = ("readiness.run/1", SCHEMA)
+SCHEMA = "readiness.run/3"
+READABLE_SCHEMAS = ("readiness.run/1", "readiness.run/2", SCHEMA)
 
 T = TypeVar("T")
 
@@ -145,10 +149,108 @@ class InterruptRecord:
 
 
 @dataclass
+class RstRecord:
+    """One RST segment as captured: its source and destination ``addr:port``, when
+    (epoch seconds), and where it was seen (``host iface direction``, e.g. ``h1 eth0 Out``)."""
+
+    from_: str = field(metadata={"json": "from"})
+    to: str
+    at: float
+    seen: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AttributionRecord:
+    """One transport error a test process saw (or one RST no test process reported), and
+    who sent it and why, with the evidence.
+
+    ``side``: ``server`` (the server's socket), ``client`` (the client's socket), ``none``
+    (no host's TCP stack sent it: a firewall or middlebox), or ``unknown``.
+    ``mechanism``: one of :data:`orchestrator.attribution.MECHANISMS`.
+    ``confidence``: ``high`` (capture and counters agree), ``medium`` (one of them),
+    ``low`` (inferred from what is missing).
+    """
+
+    layer: str
+    test: str | None
+    attempt: int | None
+    errno: str | None
+    client: str | None
+    server: str | None
+    rst: RstRecord | None
+    side: str
+    host: str | None
+    mechanism: str
+    confidence: str
+    evidence: list[str] = field(default_factory=list)
+    # Where the test process ran and what it raised (None for an RST nobody reported).
+    on: str | None = None
+    exception: str | None = None
+    at: float | None = None
+
+
+@dataclass
+class CaptureRecord:
+    """The RST capture of one host for one layer's window."""
+
+    status: str  # captured | unavailable | failed
+    reason: str | None = None
+    rsts: int = 0
+    file: str | None = None  # run-relative path of the raw capture lines
+
+
+@dataclass
+class FlaggedTestRecord:
+    """A test that passed but not cleanly: only after retries, or while the ledger saw
+    transport errors in it. Never counted as a plain pass."""
+
+    layer: str
+    host: str
+    test: str
+    status: str  # passed-with-retries | passed-with-transport-errors
+    attempts: int
+    errors: list[str] = field(default_factory=list)  # errno names, in order
+
+
+@dataclass
+class FingerprintRecord:
+    """How one application server took connections during a layer."""
+
+    kind: str  # testserver | gunicorn
+    address: str  # addr:port it listened on
+    threading: str  # e.g. "threaded", "2 workers x 4 threads"
+    keep_alive: bool
+    database_link: str | None  # socket | tcp | None (no database)
+    backlog: int | None = None  # Send-Q of the listener in ss -ltn: the backlog in force
+    accept_queue_peak: int | None = None  # largest Recv-Q seen during the layer
+    somaxconn: int | None = None
+    tcp_abort_on_overflow: int | None = None
+    tcp_syncookies: int | None = None
+    layer: str | None = None  # the layer it was taken during
+
+
+@dataclass
 class LedgerRecord:
-    """The HTTP-side transport errors of the test processes (not collected yet)."""
+    """The HTTP-side evidence: transport errors in the test processes, RSTs captured on
+    the hosts, and who sent each reset and why (:mod:`orchestrator.attribution`)."""
 
     collected: bool = False
+    # Transport errors on the deployed stack's connections (judged below) ...
+    events: int = 0
+    # ... and on anything else: a test's own stub server (kept in the files, not judged).
+    other_events: int = 0
+    errors: list[AttributionRecord] = field(default_factory=list)
+    # RSTs no test process reported (swallowed by a retry or by the HTTP library).
+    resets: list[AttributionRecord] = field(default_factory=list)
+    by_mechanism: dict[str, int] = field(default_factory=dict)
+    flagged: list[FlaggedTestRecord] = field(default_factory=list)
+    # layer -> host -> capture
+    captures: dict[str, dict[str, CaptureRecord]] = field(default_factory=dict)
+    # layer -> host -> run-relative path of the raw ledger lines
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    finding: str | None = None
+    # What went wrong collecting or judging the evidence (the run goes on regardless).
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -170,6 +272,8 @@ class RunRecord:
     deploy: list[DeployRecord] = field(default_factory=list)
     layers: list[LayerRecord] = field(default_factory=list)
     ledger: LedgerRecord = field(default_factory=LedgerRecord)
+    # server host -> how it took connections (taken during the layers that needed it)
+    fingerprints: dict[str, FingerprintRecord] = field(default_factory=dict)
     # layer name -> host name -> counters
     counters: dict[str, dict[str, CounterRecord]] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
@@ -179,7 +283,7 @@ class RunRecord:
     interrupted: InterruptRecord | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _plain(self)  # type: ignore[no-any-return]
 
 
 class RecordError(ValueError):
@@ -195,8 +299,24 @@ def from_json(data: Any) -> RunRecord:
         raise RecordError(f"unknown run record schema {schema!r}")
     if schema == "readiness.run/1":
         data = {k: v for k, v in data.items() if k != "transport"}
-        data["schema"] = SCHEMA
+    data = {**data, "schema": SCHEMA}
     return _build(RunRecord, data, "run")
+
+
+def _json_name(f: dataclasses.Field[Any]) -> str:
+    """A field's key in JSON: its name, unless it had to differ (``from`` is a keyword)."""
+    return str(f.metadata.get("json", f.name))
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` that writes each field under its JSON name."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {_json_name(f): _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _build(cls: type[T], data: Any, where: str) -> T:
@@ -205,8 +325,9 @@ def _build(cls: type[T], data: Any, where: str) -> T:
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in data:
-            values[f.name] = _value(hints[f.name], data[f.name], f"{where}.{f.name}")
+        key = _json_name(f)
+        if key in data:
+            values[f.name] = _value(hints[f.name], data[key], f"{where}.{key}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise RecordError(f"{where}: missing field '{f.name}'")
     return cls(**values)

@@ -8,15 +8,24 @@ environment variables: ``READINESS_JUNIT`` (where to write JUnit XML),
 ``READINESS_BASE_URL`` (the live server, for layers that need it) and
 ``DJANGO_SETTINGS_MODULE`` (readiness's settings overlay). ``max_output_mb`` caps what
 the control node keeps of the layer's output per host (its first and last MiB).
+
+``retry`` is an optional policy for tests that fail with a transport error (``count``
+more attempts, for the errno names in ``errors``, ``backoff`` seconds doubled each time):
+the ledger hook re-runs such a test inside the same pytest session. Every attempt stays
+in the ledger and the JUnit XML, and a test that passed only after a retry is
+``passed-with-retries`` in the record, never a plain pass: retries must not hide resets
+again, as they did in the origin story.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.document import Section, expand_user, load, shown
+from orchestrator.evidence import TRANSPORT_ERRNOS
 from orchestrator.exceptions import ConfigError
 
 LAYER_ROLES = ("server", "client")
@@ -32,6 +41,23 @@ MAX_OUTPUT_MB = 1024
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
+MAX_RETRIES = 10
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Re-run a test whose attempt failed with one of these transport errors."""
+
+    count: int
+    on: tuple[str, ...] = TRANSPORT_ERRNOS
+    backoff_s: float = 0.0
+
+    def to_env(self) -> str:
+        """The JSON the ledger hook reads from ``READINESS_RETRY``."""
+        return json.dumps({"count": self.count, "on": list(self.on), "backoff_s": self.backoff_s})
+
+
 @dataclass(frozen=True)
 class Layer:
     """One step of the sequence."""
@@ -44,6 +70,7 @@ class Layer:
     gate: str
     junit: bool = True
     max_output_mb: int = DEFAULT_MAX_OUTPUT_MB
+    retry: RetryPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,7 @@ def _layer(s: Section) -> Layer:
     max_output_mb = s.get("max_output_mb", int, DEFAULT_MAX_OUTPUT_MB)
     if not 1 <= max_output_mb <= MAX_OUTPUT_MB:
         raise s.error("max_output_mb", f"must be between 1 and {MAX_OUTPUT_MB} (MiB)")
+    retry = _retry(s)
     s.finish()
     return Layer(
         name=name,
@@ -113,4 +141,28 @@ def _layer(s: Section) -> Layer:
         gate=gate,
         junit=junit,
         max_output_mb=max_output_mb,
+        retry=retry,
     )
+
+
+def _retry(layer: Section) -> RetryPolicy | None:
+    s = layer.section("retry")
+    if s is None:
+        return None
+    count = s.get("count", int, required=True)
+    if not 1 <= count <= MAX_RETRIES:
+        raise s.error("count", f"must be between 1 and {MAX_RETRIES} (more attempts per test)")
+    names = s.string_list("errors", ("transport",))
+    for name in names:
+        if name != "transport" and name not in TRANSPORT_ERRNOS:
+            raise s.error(
+                "errors",
+                f"unknown transport error {shown(name)}; use 'transport' (all of them) or "
+                f"some of {', '.join(TRANSPORT_ERRNOS)}",
+            )
+    errnos = TRANSPORT_ERRNOS if "transport" in names else tuple(dict.fromkeys(names))
+    backoff = s.get("backoff", float, 0.0)
+    if not 0 <= backoff <= MAX_BACKOFF_S:
+        raise s.error("backoff", f"must be between 0 and {MAX_BACKOFF_S:.0f} seconds")
+    s.finish()
+    return RetryPolicy(count=count, on=errnos, backoff_s=backoff)

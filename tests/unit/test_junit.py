@@ -46,3 +46,16 @@ def test_garbage_is_an_error_naming_the_source(text: str) -> None:
 def test_missing_file_is_an_error_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(JUnitError, match=r"missing\.xml"):
         read_counts(tmp_path / "missing.xml")
+
+
+def test_an_earlier_attempt_of_a_retried_test_counts_as_retried_not_as_a_test() -> None:
+    text = (
+        "<testsuite>"
+        '<testcase name="a"><properties><property name="readiness_attempt" value="1"/>'
+        '<property name="readiness_outcome" value="failed"/></properties></testcase>'
+        '<testcase name="a"><properties><property name="readiness_attempt" value="2"/>'
+        "</properties></testcase>"
+        '<testcase name="b"><failure message="x"/></testcase>'
+        "</testsuite>"
+    )
+    assert parse_counts(text) == TestCounts(total=2, passed=1, failed=1, retried=1)

@@ -12,12 +12,15 @@ import pytest
 from orchestrator.junit import TestCounts
 from orchestrator.record import (
     SCHEMA,
+    AttributionRecord,
     CounterRecord,
     DeployRecord,
     HostLayerRecord,
     HostRecord,
     LayerRecord,
+    LedgerRecord,
     RecordError,
+    RstRecord,
     RunRecord,
     from_json,
 )
@@ -66,8 +69,9 @@ def test_a_record_written_by_the_store_reads_back_equal(tmp_path: Path) -> None:
         "failed": 0,
         "errors": 0,
         "skipped": 0,
+        "retried": 0,
     }
-    assert data["ledger"] == {"collected": False} and "transport" not in data
+    assert data["ledger"]["collected"] is False and "transport" not in data
 
 
 def test_a_version_1_record_is_read_with_its_transport_field_renamed() -> None:
@@ -77,6 +81,41 @@ def test_a_version_1_record_is_read_with_its_transport_field_renamed() -> None:
     record = from_json(data)
     assert record.schema == SCHEMA and record.ledger.collected is False
     assert record.layers[0].per_host["h1"].tests.passed == 3
+
+
+def test_a_version_2_record_reads_with_nothing_collected() -> None:
+    data: dict[str, Any] = a_record().to_json()
+    data["schema"] = "readiness.run/2"
+    data["ledger"] = {"collected": False}
+    del data["fingerprints"]
+    record = from_json(data)
+    assert record.schema == SCHEMA
+    assert record.ledger == LedgerRecord() and record.fingerprints == {}
+
+
+def test_an_attributed_reset_is_written_with_from_and_reads_back() -> None:
+    record = a_record()
+    rst = RstRecord("10.0.0.2:8000", "10.0.0.3:41000", 1.5, ["h1 eth0 Out", "h2 eth0 In"])
+    record.ledger.resets.append(
+        AttributionRecord(
+            "rest",
+            None,
+            None,
+            None,
+            "10.0.0.3:41000",
+            "10.0.0.2:8000",
+            rst,
+            "server",
+            "h1",
+            "closed-with-unread-data",
+            "high",
+            ["h1 TcpExt.TCPAbortOnClose +1"],
+        )
+    )
+    data = json.loads(json.dumps(record.to_json()))
+    assert data["ledger"]["resets"][0]["rst"]["from"] == "10.0.0.2:8000"
+    assert "from_" not in data["ledger"]["resets"][0]["rst"]
+    assert from_json(data) == record
 
 
 @pytest.mark.parametrize(

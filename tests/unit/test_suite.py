@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from orchestrator.evidence import TRANSPORT_ERRNOS
 from orchestrator.exceptions import ConfigError
 from orchestrator.suite import load_suite, resolve
 from tests.unit.conftest import SUITE
@@ -47,6 +49,12 @@ def test_a_layer_may_set_its_output_cap(write_yaml: Write) -> None:
         (("gate: continue", "max_output_mb: 0"), "layers[1].max_output_mb"),
         (("gate: continue", "max_output_mb: 1025"), "layers[1].max_output_mb"),
         (("gate: continue", "max_output_mb: 2.5"), "layers[1].max_output_mb"),
+        (("gate: continue", "retry: {count: 0}"), "layers[1].retry.count"),
+        (("gate: continue", "retry: {errors: [ECONNRESET]}"), "layers[1].retry.count"),
+        (("gate: continue", "retry: {count: 1, errors: [EAGAIN]}"), "layers[1].retry.errors"),
+        (("gate: continue", "retry: {count: 1, backoff: -1}"), "layers[1].retry.backoff"),
+        (("gate: continue", "retry: {count: 1, tries: 2}"), "layers[1].retry.tries"),
+        (("gate: continue", "retry: {count: 1, on: [ECONNRESET]}"), "layers[1].retry"),
     ],
 )
 def test_bad_layers_are_refused_naming_the_field(
@@ -54,6 +62,23 @@ def test_bad_layers_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"field '{field}'")):
         load_suite(write_yaml("s.yaml", SUITE.replace(*change)))
+
+
+def test_a_layer_may_retry_tests_that_fail_with_a_transport_error(write_yaml: Write) -> None:
+    text = SUITE.replace(
+        "gate: continue", "gate: continue, retry: {count: 2, errors: [ECONNRESET], backoff: 0.5}"
+    )
+    unit, pure, _ = load_suite(write_yaml("s.yaml", text)).layers
+    assert unit.retry is None
+    assert pure.retry is not None
+    assert (pure.retry.count, pure.retry.on, pure.retry.backoff_s) == (2, ("ECONNRESET",), 0.5)
+    assert json.loads(pure.retry.to_env()) == {"count": 2, "on": ["ECONNRESET"], "backoff_s": 0.5}
+
+
+def test_a_retry_policy_without_errors_retries_every_transport_error(write_yaml: Write) -> None:
+    text = SUITE.replace("gate: continue", "gate: continue, retry: {count: 1}")
+    retry = load_suite(write_yaml("s.yaml", text)).layers[1].retry
+    assert retry is not None and retry.on == TRANSPORT_ERRNOS and retry.backoff_s == 0
 
 
 def test_suite_names_resolve_under_suites(tmp_path: Path) -> None:
