@@ -125,10 +125,18 @@ def _with_includes(requirements: Sequence[Path]) -> list[Path]:
     return seen
 
 
-def digest_of(requirements: Sequence[Path], extras: Sequence[str], python: str) -> str:
+def digest_of(
+    requirements: Sequence[Path],
+    extras: Sequence[str],
+    python: str,
+    local_wheels: Sequence[Path] = (),
+) -> str:
     """What the wheelhouse depends on: requirement files' bytes (with the files they
-    include), extras, interpreter."""
+    include), extras, interpreter, and the bytes of the wheels built here (the ledger
+    hook: a new hook means new virtualenvs)."""
     h = hashlib.sha256()
+    for wheel in local_wheels:
+        h.update(wheel.name.encode() + b"\0" + wheel.read_bytes() + b"\0")
     h.update(python.encode() + b"\0")
     for req in _with_includes(requirements):
         try:
@@ -150,14 +158,16 @@ def build_wheelhouse(
     extras: Sequence[str],
     cache_root: Path,
     *,
+    local_wheels: Sequence[Path] = (),
     timeout_s: float = 900,
 ) -> Wheelhouse:
     """The cached wheelhouse for these requirements, building it if needed.
 
-    Built into a temporary folder and renamed into place, so an interrupted build never
-    leaves a half wheelhouse that a later run would trust.
+    ``local_wheels`` (built on the control node, not downloaded) are copied in as they
+    are. Built into a temporary folder and renamed into place, so an interrupted build
+    never leaves a half wheelhouse that a later run would trust.
     """
-    digest = digest_of(requirements, extras, _python_tag())
+    digest = digest_of(requirements, extras, _python_tag(), local_wheels)
     final = cache_root / digest
     if (final / COMPLETE).is_file():
         return Wheelhouse(final, digest)
@@ -186,6 +196,8 @@ def build_wheelhouse(
                 f"with code {proc.returncode} for {', '.join(str(r) for r in requirements)}. "
                 f"Its output quotes requirement lines, so it is not shown: it is in {log}"
             )
+        for wheel in local_wheels:
+            shutil.copyfile(wheel, tmp / wheel.name)
         (tmp / COMPLETE).write_text(digest + "\n")
         if final.exists():  # another run won the race, or a stale incomplete folder
             shutil.rmtree(final)

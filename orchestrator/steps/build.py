@@ -12,6 +12,7 @@ from orchestrator.bundle import build_bundle
 from orchestrator.components import database_engine
 from orchestrator.context import Context
 from orchestrator.deploy import Artifacts
+from orchestrator.ledger_hook import build_wheel
 from orchestrator.record import BuildRecord
 from orchestrator.wheelhouse import build_wheelhouse
 
@@ -33,11 +34,16 @@ def build_step(ctx: Context) -> None:
         *SERVER_EXTRAS,
         *(GUNICORN if app.server_mode == "gunicorn" else ()),
     )
+    # The ledger hook goes into every venv, servers' too: their layers are tests as well.
+    hook = (build_wheel(cache / "hook"),)
     server_wheels = build_wheelhouse(
-        [app.source / r for r in app.requirements], server_extras, cache
+        [app.source / r for r in app.requirements], server_extras, cache, local_wheels=hook
     )
     client_wheels = build_wheelhouse(
-        [app.source / r for r in app.client_requirements], CLIENT_EXTRAS, cache
+        [app.source / r for r in app.client_requirements],
+        CLIENT_EXTRAS,
+        cache,
+        local_wheels=hook,
     )
     ctx.artifacts = Artifacts(
         app=build_bundle(app.source),

@@ -1,0 +1,422 @@
+"""Record every connection-level error of this process as one JSON line of the ledger.
+
+Why at the socket layer: the errors that matter most are the ones nobody sees. urllib3
+swallows a reset during ``send`` and reads the response anyway; a retry loop in the
+suite hides the first failure. So the methods of :class:`socket.socket` that carry a
+connection (``connect``, ``connect_ex``, ``send``, ``sendall``, ``recv``, ``recv_into``)
+are wrapped at class level, and the error is written *before* anybody can swallow it.
+``http.client.HTTPConnection.getresponse`` is wrapped too, for ``RemoteDisconnected``
+(an EOF where a response should be: no socket error at all); urllib3's connection calls
+it through ``super()``, so requests is covered. TLS: :class:`ssl.SSLSocket` overrides
+``send``/``sendall``/``recv``/``recv_into``, so those are wrapped as well; its TLS-level
+errors (``ssl.SSLError``) are not connection errors and are not recorded.
+
+Why lazily: the patches are applied when ``socket``, ``ssl``, ``http.client`` or
+``unittest`` is first imported (a post-import hook on ``sys.meta_path``, see the
+package's ``activate``), so a process that never imports them (a helper script the tests
+start) does not pay for importing them, nor for this module.
+
+Why per-socket state this way: ``socket.socket`` has ``__slots__`` (no attributes to
+hang state on) but supports weak references. State lives in a dict keyed by ``id()``,
+removed by a weakref callback when the socket dies; the happy path is one dict lookup
+per call. Addresses are cached once per connection so they are known after a failure.
+
+Nothing here may raise into the user's code: every failure of the recorder itself is
+swallowed and at most one line is written to stderr.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+import weakref
+from functools import partial
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing alone costs ~15 ms of start-up in every process of a layer
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+# Mirrors orchestrator/evidence.py TRANSPORT_ERRNOS (the hook cannot import the
+# orchestrator on a host; a unit test keeps the two equal).
+TRANSPORT_ERRNOS = (
+    "ECONNRESET",
+    "EPIPE",
+    "ECONNREFUSED",
+    "ECONNABORTED",
+    "ETIMEDOUT",
+    "EHOSTUNREACH",
+    "ENETUNREACH",
+    "REMOTE_CLOSED",
+)
+# Errnos that mean "the connection failed" (recorded); EAGAIN, EINPROGRESS, EINTR... of
+# non-blocking sockets are how asyncio and anyio work, not failures (never recorded).
+CONNECTION_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (*TRANSPORT_ERRNOS, "ENETDOWN", "EHOSTDOWN", "ENETRESET")
+    if hasattr(errno, name)
+)
+MESSAGE_LIMIT = 500
+
+
+class State:
+    """What every line carries about where this process is: the layer and the test."""
+
+    def __init__(self) -> None:
+        self.path = ""
+        self.layer: str | None = None
+        self.test: str | None = None
+        self.position: int | None = None
+        self.attempt = 1
+        self.started = 0  # tests begun in this process: the next position
+        self.seen: set[str] = set()  # errno names recorded in the current attempt
+        self.pytest_active = False  # the pytest plugin tracks tests; unittest's patch must not
+
+    def begin_test(self, test_id: str) -> None:
+        """A test starts: it gets the next position and its first attempt."""
+        self.started += 1
+        self.test, self.position, self.attempt = test_id, self.started, 1
+        self.seen = set()
+
+    def next_attempt(self, attempt: int) -> None:
+        """The same test again, same position."""
+        self.attempt = attempt
+        self.seen = set()
+
+    def leave(self) -> tuple[str | None, int | None]:
+        """Not in the test for a while (a fixture shared by several tests): what to
+        give back to :meth:`enter`."""
+        saved = self.test, self.position
+        self.test = self.position = None
+        return saved
+
+    def enter(self, saved: tuple[str | None, int | None]) -> None:
+        self.test, self.position = saved
+
+    def end_test(self) -> None:
+        """Outside any test again (collection, session fixtures, between tests)."""
+        self.test, self.position, self.attempt = None, None, 1
+        self.seen = set()
+
+
+state = State()
+# Set once, when the first patch needs the recorder (see the package's activate()).
+state.path = os.environ.get("READINESS_LEDGER", "")
+state.layer = os.environ.get("READINESS_LAYER") or None
+_complained = False
+
+
+def complain(exc: BaseException) -> None:
+    """The recorder failed: say so once on stderr, never raise."""
+    global _complained
+    if _complained:
+        return
+    _complained = True
+    try:
+        sys.stderr.write(
+            f"readiness_ledger: the transport ledger failed ({type(exc).__name__}: {exc}); "
+            "the tests are not affected, later failures are not shown\n"
+        )
+    except Exception:
+        return
+
+
+def write(line: dict[str, Any]) -> None:
+    """Append one line: O_APPEND and a single write, so concurrent processes interleave
+    whole lines (xdist workers, subprocesses of the tests)."""
+    if not state.path:  # the plugin loaded where READINESS_LEDGER is not set: inert
+        return
+    try:
+        import json
+
+        data = (json.dumps(line, separators=(",", ":"), default=str) + "\n").encode()
+        fd = os.open(state.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except Exception as exc:
+        complain(exc)
+
+
+def _common(kind: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "v": 1,
+        "at": time.time(),
+        "pid": os.getpid(),
+        "layer": state.layer,
+        "test": state.test,
+        "position": state.position,
+        "attempt": state.attempt,
+    }
+
+
+def record_error(
+    op: str,
+    exc: BaseException,
+    name: str,
+    local: str | None = None,
+    remote: str | None = None,
+    reused: bool = False,
+    source: str = "socket",
+) -> None:
+    """One ``kind: error`` line; the name counts as seen in the current attempt."""
+    state.seen.add(name)
+    message = str(exc).replace("\n", " ")[:MESSAGE_LIMIT]
+    line = _common("error")
+    line.update(
+        op=op,
+        errno=name,
+        exception=type(exc).__name__,
+        message=message,
+        local=local,
+        remote=remote,
+        reused=reused,
+        source=source,
+    )
+    write(line)
+
+
+def record_test(outcome: str, retry: bool, duration_s: float) -> None:
+    """One ``kind: test`` line for the current attempt of the current test."""
+    line = _common("test")
+    line.update(outcome=outcome, retry=retry, duration_s=round(duration_s, 6))
+    write(line)
+
+
+def errno_name(exc: BaseException) -> str | None:
+    """The ledger's name for a connection-level error; None for anything else."""
+    client = sys.modules.get("http.client")
+    if client is not None and isinstance(exc, client.RemoteDisconnected):
+        return "REMOTE_CLOSED"
+    if isinstance(exc, OSError):
+        ssl = sys.modules.get("ssl")
+        if isinstance(exc, (BlockingIOError, InterruptedError)) or (
+            ssl is not None and isinstance(exc, ssl.SSLError)
+        ):
+            return None
+        code = exc.errno
+        if code is not None and code in CONNECTION_ERRNOS:
+            return errno.errorcode[code]
+        if exc.errno is None and isinstance(exc, TimeoutError):
+            return "ETIMEDOUT"
+        return None
+    if type(exc).__name__ == "RemoteProtocolError" and "disconnected" in str(exc).lower():
+        return "REMOTE_CLOSED"  # httpx / httpcore: "Server disconnected without ..."
+    return None
+
+
+def exception_chain(exc: BaseException, limit: int = 32) -> Iterator[BaseException]:
+    """The exception and what it wraps: causes, contexts, exceptions in its args
+    (urllib3's ProtocolError, requests' ConnectionError) and a ``reason`` (MaxRetryError)."""
+    todo, seen = [exc], set[int]()
+    while todo and len(seen) < limit:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        nested.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        todo.extend(e for e in nested if isinstance(e, BaseException))
+
+
+def address(value: object) -> str | None:
+    """``addr:port`` (IPv6 in brackets); a Unix socket's path as is; None if unknown."""
+    if isinstance(value, tuple) and len(value) >= 2:
+        host, port = value[0], value[1]
+        if not port or host in ("0.0.0.0", "::"):  # not bound to a connection (yet)
+            return None
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    return value or None if isinstance(value, str) else None
+
+
+class Conn:
+    """What the recorder keeps per socket: its addresses and how far its exchange got.
+
+    ``phase``: 0 nothing yet, 1 sent, 2 sent then received data (one exchange), 3 sent
+    again after that: the connection is being reused (the stale keep-alive signature).
+    """
+
+    __slots__ = ("local", "phase", "ref", "remote")
+
+    def __init__(self, ref: weakref.ref[Any], local: str | None, remote: str | None) -> None:
+        self.ref, self.local, self.remote, self.phase = ref, local, remote, 0
+
+
+_conns: dict[int, Conn] = {}
+_SEND_PHASE = (1, 1, 3, 3)
+_MARK = "_readiness_ledger_recorded"
+
+
+def _track(sock: Any) -> Conn:
+    """The socket's state, made on first sight with its addresses (one syscall each)."""
+    key = id(sock)
+    conn = _conns.get(key)
+    if conn is None:
+        ref = weakref.ref(sock, partial(_forget, key))
+        conn = Conn(ref, _ask(sock.getsockname), _ask(sock.getpeername))
+        _conns[key] = conn
+    return conn
+
+
+def _forget(key: int, _ref: object) -> None:
+    _conns.pop(key, None)
+
+
+def _ask(getter: Callable[[], object]) -> str | None:
+    try:
+        return address(getter())
+    except Exception:
+        return None
+
+
+def _failed(sock: Any, op: str, exc: BaseException, remote: object = None) -> None:
+    """A socket call raised: record it if it is a connection error not yet recorded."""
+    try:
+        name = errno_name(exc)
+        if name is None or getattr(exc, _MARK, False):
+            return
+        setattr(exc, _MARK, True)  # an outer wrapper (SSLSocket.sendall) skips it
+        conn = _conns.get(id(sock))
+        local = (conn.local if conn else None) or _ask(sock.getsockname)
+        peer = address(remote) or (conn.remote if conn else None) or _ask(sock.getpeername)
+        phase = conn.phase if conn else 0
+        reused = phase >= 2 if op == "send" else phase == 3
+        record_error(op, exc, name, local, peer, reused, "socket")
+    except Exception as error:
+        complain(error)
+
+
+def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
+    def send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # pytest shows the user's frames, not the recorder's
+        try:
+            result = original(self, *args, **kwargs)
+        except OSError as exc:
+            _failed(self, "send", exc)
+            raise
+        conn = _conns.get(id(self))
+        if conn is None:
+            conn = _track(self)
+        conn.phase = _SEND_PHASE[conn.phase]
+        return result
+
+    return send
+
+
+def _wrap_recv(original: Callable[..., Any]) -> Callable[..., Any]:
+    def recv(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        try:
+            result = original(self, *args, **kwargs)
+        except OSError as exc:
+            _failed(self, "recv", exc)
+            raise
+        if result:
+            conn = _conns.get(id(self))
+            if conn is not None and conn.phase == 1:
+                conn.phase = 2
+        return result
+
+    return recv
+
+
+def _wrap_connect(original: Callable[..., Any]) -> Callable[..., Any]:
+    def connect(self: Any, address: Any, *args: Any) -> Any:
+        __tracebackhide__ = True
+        try:
+            result = original(self, address, *args)
+        except OSError as exc:
+            _failed(self, "connect", exc, address)
+            raise
+        _conns.pop(id(self), None)  # a reconnect starts a new connection
+        _track(self)
+        return result
+
+    return connect
+
+
+def _wrap_connect_ex(original: Callable[..., Any]) -> Callable[..., Any]:
+    def connect_ex(self: Any, address: Any, *args: Any) -> Any:
+        __tracebackhide__ = True
+        code = original(self, address, *args)
+        if code in CONNECTION_ERRNOS:
+            _failed(self, "connect", OSError(code, os.strerror(code)), address)
+        elif code == 0:
+            _conns.pop(id(self), None)
+            _track(self)
+        return code
+
+    return connect_ex
+
+
+_WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+    "connect": _wrap_connect,
+    "connect_ex": _wrap_connect_ex,
+    "send": _wrap_send,
+    "sendall": _wrap_send,
+    "recv": _wrap_recv,
+    "recv_into": _wrap_recv,
+}
+
+
+def _patch(cls: type, names: tuple[str, ...]) -> None:
+    for name in names:
+        original = cls.__dict__.get(name) or getattr(cls, name)
+        if getattr(original, _MARK, False):
+            continue
+        wrapper = _WRAPPERS[name](original)
+        setattr(wrapper, _MARK, True)
+        wrapper.__name__ = wrapper.__qualname__ = name
+        wrapper.__doc__ = getattr(original, "__doc__", None)
+        setattr(cls, name, wrapper)
+
+
+def patch_socket(module: Any) -> None:
+    """Wrap the connection methods of ``socket.socket``."""
+    _patch(module.socket, tuple(_WRAPPERS))
+
+
+def patch_ssl(module: Any) -> None:
+    """Wrap what ``ssl.SSLSocket`` overrides (its connect goes through socket.socket's)."""
+    _patch(module.SSLSocket, ("send", "sendall", "recv", "recv_into"))
+
+
+def patch_http_client(module: Any) -> None:
+    """Record ``RemoteDisconnected`` from ``HTTPConnection.getresponse``."""
+    cls = module.HTTPConnection
+    original = cls.getresponse
+    if getattr(original, _MARK, False):
+        return
+
+    def getresponse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        sock = self.sock  # getresponse closes it before raising: keep it for its state
+        try:
+            return original(self, *args, **kwargs)
+        except module.RemoteDisconnected as exc:
+            _remote_closed(sock, exc)
+            raise
+
+    setattr(getresponse, _MARK, True)
+    getresponse.__doc__ = original.__doc__
+    cls.getresponse = getresponse
+
+
+def _remote_closed(sock: Any, exc: BaseException) -> None:
+    try:
+        if getattr(exc, _MARK, False):
+            return
+        setattr(exc, _MARK, True)
+        conn = _conns.get(id(sock)) if sock is not None else None
+        local, remote = (conn.local, conn.remote) if conn else (None, None)
+        reused = conn is not None and conn.phase == 3
+        record_error("response", exc, "REMOTE_CLOSED", local, remote, reused, "http.client")
+    except Exception as error:
+        complain(error)
