@@ -10,9 +10,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Debian packages the control node and the local lab need: the database server the
 # broker's tests run against, OpenSSH for the lab hosts, iproute2 for their namespaces,
-# shellcheck for `make lint` (the remote scripts).
+# shellcheck for `make lint` (the remote scripts), tcpdump for the RST capture of each
+# layer's evidence window (orchestrator/capture.py), iptables for injecting resets.
 DEBS := mariadb-server mariadb-client openssh-server openssh-client iproute2 procps \
-        python3 python3-venv python3-pip ca-certificates shellcheck
+        python3 python3-venv python3-pip ca-certificates shellcheck tcpdump iptables
 PY_REQS := pyproject.toml sut/broker/requirements.txt sut/broker/integration/requirements.txt
 
 .PHONY: help setup debs venv readiness test lint unit clean

@@ -1,17 +1,21 @@
 """TCP counters of a host, from ``/proc/net/netstat`` and ``/proc/net/snmp``.
 
-Snapshots are taken on every host before and after every layer. A reset that a client
-saw is attributed to the host whose counters moved: ``OutRsts`` and ``TCPAbortOn*`` grow
-on the side that sends the reset, ``EstabResets`` on either side of a reset connection,
-``ListenOverflows``/``ListenDrops`` on a server whose accept queue overflowed.
+Snapshots are taken on every host before and after every layer (one window per layer,
+:mod:`orchestrator.forensics`). What each counter says about a reset, as measured on this
+kernel (``../shared/econnreset/FINDINGS.md``): ``OutRsts`` and ``TCPAbortOn*`` grow on
+the side whose stack sends the reset (``TCPAbortOnClose``: closed with unread data;
+``TCPAbortOnData``: a linger-0 close, or data after close), ``EstabResets`` on both ends
+of a reset connection, ``EmbryonicRsts`` on a server that answers an accept-queue
+overflow with a reset (``tcp_abort_on_overflow=1``), ``ListenOverflows``/``ListenDrops``,
+``TCPReqQFullDoCookies`` and ``Syncookies*`` on a server whose queue overflowed,
+``TCPSynRetrans``/``TCPTimeouts`` on a client that waited for it. All-on-one, both ends
+share one set: only the counters that exist on one side by nature name it.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-
-from orchestrator.scripts import render
 
 # The counters the report shows, as "Group.Name" keys.
 WATCHED = (
@@ -22,6 +26,13 @@ WATCHED = (
     "TcpExt.TCPAbortOnTimeout",
     "TcpExt.TCPAbortOnMemory",
     "TcpExt.TCPAbortOnLinger",
+    "TcpExt.EmbryonicRsts",
+    "TcpExt.SyncookiesSent",
+    "TcpExt.SyncookiesRecv",
+    "TcpExt.SyncookiesFailed",
+    "TcpExt.TCPReqQFullDoCookies",
+    "TcpExt.TCPSynRetrans",
+    "TcpExt.TCPTimeouts",
     "Tcp.EstabResets",
     "Tcp.OutRsts",
     "Tcp.AttemptFails",
@@ -29,9 +40,6 @@ WATCHED = (
     "Tcp.ActiveOpens",
     "Tcp.PassiveOpens",
 )
-
-# The script that reads both files in one round trip.
-SNAPSHOT_SCRIPT = render("counters_snapshot.sh")
 
 Snapshot = dict[str, int]
 

@@ -23,6 +23,7 @@ from orchestrator.exceptions import HostError, ReadinessError
 from orchestrator.hosts import on_all
 from orchestrator.junit import JUnitError, TestCounts, parse_counts
 from orchestrator.layout import Layout
+from orchestrator.ledger import ledger_path
 from orchestrator.output import MIB, LayerOutput, StoredOutput
 from orchestrator.record import HostLayerRecord, LayerRecord
 from orchestrator.scripts import Shell, render
@@ -128,6 +129,8 @@ def layer_script(
     base_url: str | None,
     env: Mapping[str, str],
 ) -> str:
+    """The script of one layer on one host; the ledger file sits beside the JUnit XML."""
+    results = junit_path.rsplit("/", 1)[0]
     workdir = layout.app if layer.role == "server" else layout.client
     environment = (
         app_environment(layout, venv, env)
@@ -140,11 +143,13 @@ def layer_script(
         # Both are shell already: a rendered script, and the suite author's command.
         environment=Shell(environment.rstrip("\n")),
         command=Shell(layer.command),
-        junit_dir=junit_path.rsplit("/", 1)[0],
+        junit_dir=results,
         junit_path=junit_path,
         layer=layer,
         base_url=base_url,
         workdir=workdir,
+        ledger=ledger_path(results, layer.name),
+        retry=layer.retry.to_env() if layer.retry else None,
     )
 
 

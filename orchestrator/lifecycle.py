@@ -24,6 +24,7 @@ from orchestrator.context import Context
 from orchestrator.exceptions import InfrastructureError, ReadinessError
 from orchestrator.interrupts import Interrupted, Trap, as_interrupted, trapped
 from orchestrator.layers import LayerOutcome
+from orchestrator.ledger import flagged_reasons
 from orchestrator.plan import Options, Plan, build_plan
 from orchestrator.record import InterruptRecord, RunRecord, StepRecord, TeardownRecord
 from orchestrator.steps.build import build_step
@@ -75,14 +76,17 @@ def verdict_of(record: RunRecord) -> Verdict:
     if broken:  # could not run at all (a host lost mid-layer): infrastructure, not the app
         reasons = [f"layer '{layer.name}' could not run: {layer.reason}" for layer in broken]
         return Verdict("error", EXIT_INFRA, reasons)
+    # Tests that passed only after retries, or with transport errors in them: the verdict
+    # says so, whatever it is (retries hid the origin story's resets).
+    flagged = flagged_reasons(record.ledger.flagged)
     failed = [layer for layer in record.layers if layer.status not in ("passed", "blocked")]
     if failed:
         return Verdict(
             "not-ready",
             EXIT_NOT_READY,
-            [f"layer '{layer.name}' {layer.status}" for layer in failed],
+            [f"layer '{layer.name}' {layer.status}" for layer in failed] + flagged,
         )
-    return Verdict("ready", EXIT_READY, [])
+    return Verdict("ready", EXIT_READY, flagged)
 
 
 def execute(

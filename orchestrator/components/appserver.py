@@ -66,6 +66,17 @@ class DjangoServer:
     def stop_script(self) -> str:
         return stop_script(self.layout)
 
+    def connection_model(self) -> tuple[str, bool]:
+        """What the origin story turned on: Django's dev server takes each connection in a
+        thread, with a listen backlog of 10, and keeps idle connections open for good;
+        gunicorn with threads runs gthread workers (keep-alive 2 s), without them sync
+        workers that close after every response."""
+        if self.mode == "testserver":
+            return "threaded: a thread per connection", True
+        if self.threads > 1:
+            return f"gthread: {self.workers} workers x {self.threads} threads", True
+        return f"sync: {self.workers} workers, one request at a time each", False
+
     def health_script(self) -> str:
         """One short health check (no waiting for a start): still running and answering."""
         return render(

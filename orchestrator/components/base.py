@@ -167,6 +167,18 @@ class AppServer(Protocol):
     @property
     def mode(self) -> str: ...
 
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def hostport(self) -> str:
+        """``addr:port`` it listens on (IPv6 in brackets): what the capture's RSTs name."""
+        ...
+
+    def connection_model(self) -> tuple[str, bool]:
+        """(threading, keep-alive): how it takes connections, for the fingerprint."""
+        ...
+
     def start_script(self) -> str:
         """Stop an earlier one, start a fresh one, wait until it answers its health URL."""
         ...

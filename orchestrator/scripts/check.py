@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import counters, deploy, layers, scripts, transport
+from orchestrator import capture, deploy, layers, scripts, transport
 from orchestrator.bundle import Bundle
 from orchestrator.components import appserver, mariadb
 from orchestrator.components.base import DatabaseGrant
@@ -58,7 +58,7 @@ def samples() -> dict[str, str]:
         **_component_samples(),
         **_deploy_samples(),
         **_layer_samples(),
-        "counters.SNAPSHOT_SCRIPT": scripts.render("counters_snapshot.sh"),
+        **_capture_samples(),
         "transport._WRAPPER": scripts.render("transport_run.sh"),
         "transport._KILL": scripts.render("transport_kill.sh"),
     }
@@ -132,6 +132,30 @@ def _layer_samples() -> dict[str, str]:
     }
 
 
+def _capture_samples() -> dict[str, str]:
+    run_id, layer = f"run {HOSTILE}", "rest-1"
+    return {
+        "capture.window_open_script": capture.window_open_script(
+            LAYOUT,
+            run_id,
+            layer,
+            exclude_port=22,
+            listen_ports=[8000, 8001],
+            max_s=660.5,
+            python=PYTHON,
+        ),
+        "capture.window_open_script[no ports]": capture.window_open_script(
+            LAYOUT, run_id, layer, exclude_port=2222, listen_ports=[], max_s=60
+        ),
+        "capture.window_close_script": capture.window_close_script(
+            LAYOUT, run_id, layer, watch_ports=[8000, 3307], settle_s=2.5
+        ),
+        "capture.window_close_script[no ports]": capture.window_close_script(
+            LAYOUT, run_id, layer, watch_ports=[]
+        ),
+    }
+
+
 def check() -> list[Finding]:
     """Everything wrong with the scripts; empty when all is well."""
     env = scripts.scripts()
@@ -146,8 +170,7 @@ def check() -> list[Finding]:
     ]
     if (
         rendered["transport._KILL"] != transport._KILL
-        or rendered["transport._WRAPPER"] != (transport._WRAPPER)
-        or (rendered["counters.SNAPSHOT_SCRIPT"] != counters.SNAPSHOT_SCRIPT)
+        or rendered["transport._WRAPPER"] != transport._WRAPPER
     ):
         findings.append(Finding("orchestrator/transport.py:1", "the rendered constants differ"))
     findings += _quoted_values() + _python_helpers()

@@ -1,4 +1,8 @@
-"""Step ``layers``: run the suite's layers in order, each bracketed by TCP counters.
+"""Step ``layers``: run the suite's layers in order, each in a window of evidence.
+
+Each layer runs between :func:`~orchestrator.forensics.open_window` and
+:func:`~orchestrator.forensics.close_window` (TCP counters, RST capture, accept-queue
+sampler on every host); its ledger is then fetched and attributed.
 
 The live server runs only for the layers that need it: ``testserver`` and Django's own
 tests share the test database, so they never run at the same time. A failed ``stop``
@@ -10,13 +14,12 @@ from __future__ import annotations
 import signal
 from dataclasses import replace
 
-from orchestrator import counters
+from orchestrator import forensics
 from orchestrator.context import Context
 from orchestrator.exceptions import InfrastructureError, ReadinessError
 from orchestrator.hosts import on_all
 from orchestrator.layers import LayerOutcome, run_layer
 from orchestrator.plan import LayerStep
-from orchestrator.record import CounterRecord
 
 
 def layers_step(ctx: Context) -> None:
@@ -43,7 +46,7 @@ def layers_step(ctx: Context) -> None:
 def _run(ctx: Context, step: LayerStep) -> LayerOutcome:
     layer = step.layer
     _servers_for(ctx, needed="server" in layer.needs)
-    before = snapshot_counters(ctx)
+    opened = forensics.open_window(ctx, step)
     ctx.progress(", ".join(step.hosts), layer.name, "running")
     assert ctx.artifacts is not None
     wheels = ctx.artifacts.server_wheels if layer.role == "server" else ctx.artifacts.client_wheels
@@ -57,12 +60,12 @@ def _run(ctx: Context, step: LayerStep) -> LayerOutcome:
         env=ctx.inventory.application.env,
         secrets=ctx.secret_values(),
     )
+    servers_were_up = ctx.servers_up
     if outcome.status in ("failed", "timeout"):
         outcome = _blame_the_stack(ctx, step, outcome)
-    after = snapshot_counters(ctx)
-    ctx.record.counters[layer.name] = {
-        host: counter_record(before.get(host, {}), after.get(host, {})) for host in ctx.targets
-    }
+    closed = forensics.close_window(ctx, step)
+    died = frozenset(ctx.servers) if servers_were_up and not ctx.servers_up else frozenset()
+    forensics.record_window(ctx, step, opened, closed, server_died=died)
     ctx.record.layers.append(outcome.to_record())
     t = outcome.tests
     ctx.progress(
@@ -131,14 +134,6 @@ def _unhealthy(ctx: Context, checks: dict[str, tuple[str, str]]) -> dict[str, st
     return {label: message for label in checks if (message := found[label])}
 
 
-def counter_record(before: counters.Snapshot, after: counters.Snapshot) -> CounterRecord:
-    return CounterRecord(
-        before=counters.watched(before),
-        after=counters.watched(after),
-        delta=counters.watched(counters.delta(before, after)),
-    )
-
-
 def _servers_for(ctx: Context, *, needed: bool) -> None:
     """Start the servers for a layer that needs them; stop them before one that does not."""
     if needed and not ctx.servers:
@@ -164,17 +159,3 @@ def _start(ctx: Context, name: str) -> None:
         f"starting the {server.mode}"
     )
     ctx.progress(name, "server", f"{server.mode} healthy at {server.url}")
-
-
-def snapshot_counters(ctx: Context) -> dict[str, counters.Snapshot]:
-    """Every host's TCP counters, in parallel; a host that does not answer gets ``{}``
-    and never costs the other hosts their evidence."""
-
-    def one(name: str) -> counters.Snapshot:
-        try:
-            result = ctx.transports[name].run(counters.SNAPSHOT_SCRIPT, timeout=30)
-        except ReadinessError:
-            return {}
-        return counters.parse(result.stdout) if result.ok else {}
-
-    return on_all("reading TCP counters", ctx.targets, one)

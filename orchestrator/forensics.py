@@ -1,0 +1,289 @@
+"""One layer's window of evidence: opened before it runs, closed after, judged at once.
+
+Before a layer, every host reads its TCP counters and starts an RST-only capture (and,
+where the live server listens, an accept-queue sampler) in one round trip. After it,
+every host waits until the layer's connections are gone (a window closed too early
+leaks a burst's late RSTs into the next one), stops the capture and reads its counters
+again, in one round trip. Then the layer's ledger files are fetched from the hosts that
+ran it, and :mod:`orchestrator.attribution` says who sent each reset and why. Everything
+lands in the record (``counters``, ``ledger``, ``fingerprints``) and the raw evidence
+in the run directory (``captures/<layer>/<host>.txt``, ``ledger/<layer>/<host>.jsonl``),
+so a report can always be rebuilt and a human can check the judgement.
+
+A host that does not answer costs only its own evidence: its counters are ``{}``, its
+capture is ``failed`` with the reason, and the attribution says what it lacked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from orchestrator import attribution, capture, counters, ledger
+from orchestrator.context import Context
+from orchestrator.evidence import LedgerEvent, Rst
+from orchestrator.exceptions import ReadinessError
+from orchestrator.hosts import on_all
+from orchestrator.plan import LayerStep
+from orchestrator.record import (
+    AttributionRecord,
+    CaptureRecord,
+    CounterRecord,
+    FingerprintRecord,
+)
+
+# How long closing a window waits for the layer's connections to be gone.
+SETTLE_S = 5.0
+# The sampler stops by itself this long after the layer's timeout, if nobody stops it.
+SAMPLER_MARGIN_S = 600
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What opening the window gave on each host (None: the host did not answer)."""
+
+    layer: str
+    hosts: Mapping[str, capture.WindowOpen | None]
+
+
+def open_window(ctx: Context, step: LayerStep) -> Opened:
+    """Counters and capture on every host, in parallel, before the layer starts."""
+    listen = _listen_ports(ctx, step)
+
+    def one(name: str) -> capture.WindowOpen | None:
+        script = capture.window_open_script(
+            ctx.layout(name),
+            ctx.store.run_id,
+            step.layer.name,
+            exclude_port=ctx.targets[name].host.port,
+            listen_ports=listen.get(name, ()),
+            max_s=step.layer.timeout_s + SAMPLER_MARGIN_S,
+        )
+        try:
+            result = ctx.transports[name].run(script, timeout=60)
+        except ReadinessError:
+            return None
+        return capture.parse_open(result.stdout)
+
+    return Opened(step.layer.name, on_all("opening the evidence window", ctx.targets, one))
+
+
+def close_window(ctx: Context, step: LayerStep) -> dict[str, capture.WindowClose | None]:
+    """Wait for the layer's connections to go, stop the captures, read the counters."""
+    watch = sorted({port for ports in _listen_ports(ctx, step).values() for port in ports})
+    if ctx.inventory.database.port:
+        watch.append(ctx.inventory.database.port)
+
+    def one(name: str) -> capture.WindowClose | None:
+        script = capture.window_close_script(
+            ctx.layout(name),
+            ctx.store.run_id,
+            step.layer.name,
+            watch_ports=watch,
+            settle_s=SETTLE_S,
+        )
+        try:
+            result = ctx.transports[name].run(script, timeout=60)
+        except ReadinessError:
+            return None
+        return capture.parse_close(result.stdout, name)
+
+    return on_all("closing the evidence window", ctx.targets, one)
+
+
+def _listen_ports(ctx: Context, step: LayerStep) -> dict[str, tuple[int, ...]]:
+    """The app server's port on each server host, while the layer has a live server."""
+    if "server" not in step.layer.needs:
+        return {}
+    return {host: (server.port,) for host, server in ctx.servers.items()}
+
+
+def record_window(
+    ctx: Context,
+    step: LayerStep,
+    opened: Opened,
+    closed: Mapping[str, capture.WindowClose | None],
+    *,
+    server_died: frozenset[str] = frozenset(),
+) -> None:
+    """Counters, captures, ledger, attribution and fingerprints of one layer, into the
+    record and the run directory."""
+    layer = step.layer.name
+    ctx.record.counters[layer] = {
+        host: _counters(opened.hosts.get(host), closed.get(host)) for host in ctx.targets
+    }
+    rsts = _captures(ctx, layer, opened, closed)
+    ledgers = _ledger(ctx, step)
+    window, other = attribution.scoped(
+        attribution.Window(
+            layer=layer,
+            events=tuple(e for book in ledgers for e in book.events),
+            rsts=tuple(rsts),
+            captured=frozenset(
+                host
+                for host, c in ctx.record.ledger.captures[layer].items()
+                if c.status == "captured"
+            ),
+            deltas={h: _full_delta(opened.hosts.get(h), closed.get(h)) for h in ctx.targets},
+            addresses={name: frozenset({t.ip or t.address}) for name, t in ctx.targets.items()},
+            endpoints=_endpoints(ctx),
+            abort_on_overflow={
+                host: bool(o.sysctls.get("tcp_abort_on_overflow"))
+                for host, o in opened.hosts.items()
+                if o is not None
+            },
+            server_died=server_died,
+        )
+    )
+    led = ctx.record.ledger
+    for book in ledgers:  # judged by the stack's errors only, like the attribution
+        book.events = [e for e in book.events if e in window.events]
+        led.flagged += ledger.flagged_tests(book)
+    try:
+        errors, resets = attribution.attribute(window)
+    except Exception as err:  # a checker that crashes yields "unknown", never a crashed run
+        why = f"the attribution failed ({type(err).__name__}: {err}); the evidence is kept"
+        errors, resets = [_unjudged(e, why) for e in window.events], []
+        led.problems.append(f"layer {layer}: {why}")
+    led.collected = True
+    led.events += len(window.events)
+    led.other_events += other
+    led.errors += errors
+    led.resets += resets
+    led.by_mechanism = attribution.by_mechanism([*led.errors, *led.resets])
+    led.finding = attribution.finding(ctx.plan.topology, led.errors, led.resets)
+    _fingerprints(ctx, step, opened, closed)
+
+
+def _unjudged(event: LedgerEvent, why: str) -> AttributionRecord:
+    return AttributionRecord(
+        layer=event.layer,
+        test=event.test,
+        attempt=event.attempt,
+        errno=event.errno,
+        client=event.local,
+        server=event.remote,
+        rst=None,
+        side="unknown",
+        host=None,
+        mechanism="unknown",
+        confidence="low",
+        evidence=[why],
+        on=event.host,
+        exception=event.exception,
+        at=event.at,
+    )
+
+
+def _counters(
+    opened: capture.WindowOpen | None, closed: capture.WindowClose | None
+) -> CounterRecord:
+    before = opened.counters if opened else {}
+    after = closed.counters if closed else {}
+    return CounterRecord(
+        before=counters.watched(before),
+        after=counters.watched(after),
+        delta=counters.watched(counters.delta(before, after)),
+    )
+
+
+def _full_delta(
+    opened: capture.WindowOpen | None, closed: capture.WindowClose | None
+) -> dict[str, int]:
+    if opened is None or closed is None:
+        return {}
+    return counters.delta(opened.counters, closed.counters)
+
+
+def _captures(
+    ctx: Context,
+    layer: str,
+    opened: Opened,
+    closed: Mapping[str, capture.WindowClose | None],
+) -> list[Rst]:
+    """Each host's capture into the record and the run directory; every RST seen."""
+    records: dict[str, CaptureRecord] = {}
+    rsts: list[Rst] = []
+    for host in ctx.targets:
+        o, c = opened.hosts.get(host), closed.get(host)
+        if o is None or c is None:
+            what = "opening" if o is None else "closing"
+            records[host] = CaptureRecord("failed", f"the host did not answer {what} the window")
+            continue
+        if o.capture_status != "captured":
+            records[host] = CaptureRecord(o.capture_status, o.capture_reason)
+            continue
+        path = ctx.store.write_text(c.capture_text, "captures", layer, f"{host}.txt")
+        records[host] = CaptureRecord(
+            c.capture_status, c.capture_reason, len(c.rsts), ctx.store.relative(path)
+        )
+        rsts += c.rsts
+    ctx.record.ledger.captures[layer] = records
+    return rsts
+
+
+def _ledger(ctx: Context, step: LayerStep) -> list[ledger.HostLedger]:
+    """The ledger lines of each host that ran the layer, fetched, stored and parsed."""
+    layer = step.layer.name
+    books: list[ledger.HostLedger] = []
+    files: dict[str, str] = {}
+    for host in step.hosts:
+        path = ledger.ledger_path(ctx.layout(host).results(ctx.store.run_id), layer)
+        try:
+            text = ctx.redact(ctx.transports[host].get(path).decode("utf-8", "replace"))
+        except (ReadinessError, OSError):
+            continue  # no line written (no test process ran), or the host is gone
+        stored = ctx.store.write_text(text, "ledger", layer, f"{host}.jsonl")
+        files[host] = ctx.store.relative(stored)
+        books.append(ledger.parse(text, host, layer))
+    ctx.record.ledger.files[layer] = files
+    return books
+
+
+def _endpoints(ctx: Context) -> tuple[attribution.Endpoint, ...]:
+    found = [
+        attribution.Endpoint(host, "server", server.hostport)
+        for host, server in ctx.servers.items()
+    ]
+    db = ctx.database
+    if db is not None and ctx.inventory.database.port:
+        target = ctx.targets.get(db.host)
+        if target is not None:
+            address = target.ip or target.address
+            shown = f"[{address}]" if ":" in address else address
+            found.append(
+                attribution.Endpoint(db.host, "database", f"{shown}:{ctx.inventory.database.port}")
+            )
+    return tuple(found)
+
+
+def _fingerprints(
+    ctx: Context,
+    step: LayerStep,
+    opened: Opened,
+    closed: Mapping[str, capture.WindowClose | None],
+) -> None:
+    """How each app server took connections, taken during the first layer that used it."""
+    if "server" not in step.layer.needs:
+        return
+    links = dict(ctx.plan.database_links)
+    for host, server in ctx.servers.items():
+        if host in ctx.record.fingerprints:
+            continue
+        o, c = opened.hosts.get(host), closed.get(host)
+        threading, keep_alive = server.connection_model()
+        queue = c.accept_queue.get(server.port) if c else None
+        sysctls = o.sysctls if o else {}
+        ctx.record.fingerprints[host] = FingerprintRecord(
+            kind=server.mode,
+            address=server.hostport,
+            threading=threading,
+            keep_alive=keep_alive,
+            database_link=links.get(host),
+            backlog=queue.backlog if queue else None,
+            accept_queue_peak=queue.peak if queue else None,
+            somaxconn=sysctls.get("somaxconn"),
+            tcp_abort_on_overflow=sysctls.get("tcp_abort_on_overflow"),
+            tcp_syncookies=sysctls.get("tcp_syncookies"),
+            layer=step.layer.name,
+        )
