@@ -83,6 +83,7 @@ def test_single_host_runs_all_three_layers_and_is_ready(workdir: Path) -> None:
     assert record["database_links"] == {"h1": "socket"}
     counters = record["counters"]["rest-integration"]["h1"]["delta"]
     assert counters["Tcp.ActiveOpens"] > 0, "the integration layer opened connections"
+    assert_clean_ledger(record, socket_link="socket", server_host="h1")
 
 
 def test_cluster_runs_all_three_layers_and_is_ready(workdir: Path) -> None:
@@ -97,6 +98,27 @@ def test_cluster_runs_all_three_layers_and_is_ready(workdir: Path) -> None:
     # Each host has its own network stack: only the client opened the integration connections.
     deltas = record["counters"]["rest-integration"]
     assert deltas["h4"]["delta"]["Tcp.ActiveOpens"] > deltas["h2"]["delta"]["Tcp.ActiveOpens"]
+    assert_clean_ledger(record, socket_link="tcp", server_host="h3")
+
+
+def assert_clean_ledger(record: dict[str, Any], *, socket_link: str, server_host: str) -> None:
+    """A clean broker run: the ledger collected with nothing in it, every host captured
+    every layer, and the testserver's fingerprint (Django's dev server asks for 10)."""
+    ledger = record["ledger"]
+    assert ledger["collected"] is True
+    assert ledger["errors"] == [] and ledger["resets"] == [] and ledger["flagged"] == [], ledger
+    hosts = [h["name"] for h in record["hosts"]]
+    for layer in ("django-unit", "python-unit", "rest-integration"):
+        captures = ledger["captures"][layer]
+        assert {h: c["status"] for h, c in captures.items()} == dict.fromkeys(hosts, "captured")
+        for host in hosts:
+            assert record["counters"][layer][host]["delta"], (layer, host)
+    # The hook ran in the test processes: pytest's attempts are in the client's ledger.
+    assert ledger["files"]["rest-integration"], ledger["files"]
+    fingerprint = record["fingerprints"][server_host]
+    assert fingerprint["kind"] == "testserver" and fingerprint["backlog"] == 10, fingerprint
+    assert fingerprint["database_link"] == socket_link
+    assert fingerprint["tcp_abort_on_overflow"] == 0 and fingerprint["keep_alive"] is True
 
 
 def test_a_failing_layer_stops_the_sequence_and_is_recorded(workdir: Path) -> None:

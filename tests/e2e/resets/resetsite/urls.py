@@ -1,0 +1,13 @@
+"""URLs of the resets project (see resetsite/views.py)."""
+
+from django.urls import path
+
+from resetsite import views
+
+urlpatterns = [
+    path("health", views.health),
+    path("ok", views.ok),
+    path("kill", views.kill),
+    path("noread", views.noread),
+    path("linger0-once", views.linger0_once),
+]
