@@ -894,7 +894,17 @@ def finding(
     topology: str, errors: Sequence[AttributionRecord], resets: Sequence[AttributionRecord]
 ) -> str:
     """One plain sentence: what reset the connections, biggest cause first."""
-    records = [*errors, *resets]
+    # One reset is one: a client that saw one RST twice (requests swallowed it at send,
+    # then read EOF) reports two errors of one connection.
+    seen: set[tuple[str, str, float]] = set()
+    records = []
+    for r in [*errors, *resets]:
+        if r.rst is not None:
+            key = (r.rst.from_, r.rst.to, r.rst.at)
+            if key in seen:
+                continue
+            seen.add(key)
+        records.append(r)
     if not records:
         return "no transport errors and no resets"
     groups: dict[tuple[str, str, str | None, str], list[AttributionRecord]] = {}

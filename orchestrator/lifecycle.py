@@ -113,6 +113,9 @@ def execute(
         f"readiness: verdict {verdict.verdict}"
         + (f" ({'; '.join(verdict.reasons)})" if verdict.reasons else "")
     )
+    ledger = ctx.record.ledger
+    if ledger.errors or ledger.resets:  # who reset the connections, in one sentence
+        say(f"readiness: transport: {ledger.finding}")
     say(f"readiness: run record {ctx.store.dir / 'run.json'}")
     if plan.options.keep:
         _say_kept(ctx)

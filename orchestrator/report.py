@@ -64,9 +64,24 @@ def latest_runs(runs_root: Path) -> list[RunRecord]:
     return [latest[name] for name in sorted(latest)]
 
 
+def senders(record: RunRecord) -> dict[str, int]:
+    """How many errors and swallowed resets each sender explains, most first: the line of
+    the side-by-side that says whether resets follow the topology."""
+    counts: dict[str, int] = {}
+    for r in [*record.ledger.errors, *record.ledger.resets]:
+        if r.side == "none":
+            who = "no host's TCP stack (firewall or middlebox)"
+        elif r.side == "unknown":
+            who = "unknown"
+        else:
+            who = f"the {r.side}'s socket" + (f" on {r.host}" if r.host else "")
+        counts[who] = counts.get(who, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 def render_index(reports_root: Path) -> Path:
     runs = latest_runs(reports_root / "runs")
-    html = _env().get_template("index.html.j2").render(runs=runs)
+    html = _env().get_template("index.html.j2").render(runs=runs, senders=senders)
     out = reports_root / "index.html"
     reports_root.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

@@ -297,6 +297,20 @@ def test_requests_seeing_remote_disconnected_after_a_swallowed_reset() -> None:
     assert any(line.startswith("the client saw REMOTE_CLOSED") for line in error.evidence)
 
 
+def test_one_reset_reported_twice_by_requests_is_one_in_the_finding() -> None:
+    # requests: the RST hit during send (swallowed, but the socket layer saw ECONNRESET),
+    # then http.client read EOF (REMOTE_CLOSED): two errors, one reset.
+    client = f"{CLIENT}:43012"
+    sent = event(client, at=T0 + 4.995)
+    closed = event(client, at=T0 + 5.0, errno="REMOTE_CLOSED", exception="RemoteDisconnected")
+    window = split([sent, closed], across(APP, client, T0 + 4.99), UNREAD_SPLIT, died=["h1"])
+    errors, resets = attribute(window)
+    assert [verdict(e) for e in errors] == [("server", "h1", "closed-with-unread-data", "high")] * 2
+    assert finding("distributed", errors, resets) == (
+        "distributed: 1 reset sent by the server socket on h1 (closed with unread data)"
+    )
+
+
 def test_without_a_capture_a_servers_abort_on_close_still_names_the_server() -> None:
     # All-on-one counters are shared, but TCPAbortOnClose of a server is one-sided.
     window = single(

@@ -92,6 +92,71 @@ def test_all_layers_pass_in_order_and_the_run_is_ready(
     assert any("rest" in line and "passed" in line for line in lines)
 
 
+class RetriedOnce(JunitEverywhere):
+    """The rest layer's ledger: one test reset by the server, passed on its retry."""
+
+    def get(self, remote_path: str) -> bytes:
+        if remote_path.endswith("/rest.ledger.jsonl"):
+            base = {"v": 1, "pid": 9, "layer": "rest", "test": "it/t.py::a", "position": 1}
+            lines = [
+                {
+                    **base,
+                    "kind": "error",
+                    "at": 1.0,
+                    "attempt": 1,
+                    "op": "recv",
+                    "errno": "ECONNRESET",
+                    "exception": "ConnectionResetError",
+                    "message": "x",
+                    "local": "10.0.0.2:41000",
+                    "remote": "10.0.0.2:8000",
+                    "reused": False,
+                    "source": "socket",
+                },
+                {
+                    **base,
+                    "kind": "test",
+                    "at": 1.1,
+                    "attempt": 1,
+                    "outcome": "failed",
+                    "retry": True,
+                    "duration_s": 0.1,
+                },
+                {
+                    **base,
+                    "kind": "test",
+                    "at": 1.3,
+                    "attempt": 2,
+                    "outcome": "passed",
+                    "retry": False,
+                    "duration_s": 0.1,
+                },
+            ]
+            return "".join(json.dumps(line) + "\n" for line in lines).encode()
+        return super().get(remote_path)
+
+
+def test_a_test_passed_only_after_a_retry_is_named_in_the_verdict_and_judged(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    code, record, lines = run(tmp_path, plan_for(Options()), RetriedOnce("h1"))
+    assert code == 0 and record["verdict"] == "ready"
+    assert record["reasons"] == [
+        "layer 'rest': 1 test(s) passed only after retries (it/t.py::a x2)"
+    ]
+    ledger = record["ledger"]
+    assert ledger["collected"] and ledger["events"] == 1
+    assert [(f["test"], f["status"], f["attempts"]) for f in ledger["flagged"]] == [
+        ("it/t.py::a", "passed-with-retries", 2)
+    ]
+    (error,) = ledger["errors"]
+    # The fake host has no capture and no counters: the judgement says what it lacked.
+    assert (error["errno"], error["server"], error["on"]) == ("ECONNRESET", "10.0.0.2:8000", "h1")
+    assert error["rst"] is None and error["confidence"] == "low"
+    assert ledger["captures"]["rest"]["h1"]["status"] == "failed"
+    assert any(line.startswith("readiness: transport: all-on-one: 1 reset") for line in lines)
+
+
 def test_a_failed_gate_blocks_the_later_layers_and_the_run_is_not_ready(
     tmp_path: Path, plan_for: Callable[[Options], Plan]
 ) -> None:

@@ -92,3 +92,5 @@ def test_the_index_puts_the_topologies_transport_side_by_side(tmp_path: Path) ->
     assert html.index("distributed: 1 reset") < html.index("all-on-one: 1 reset")
     assert html.count("<th>injected</th><td>1</td>") == 2
     assert html.count("<th>tests passed with retries</th><td>1</td>") == 2
+    assert html.count("<th>sent by the server&#39;s socket on h1</th><td>1</td>") == 2
+    assert html.count("<th>sent by no host&#39;s TCP stack (firewall or middlebox)</th>") == 2
