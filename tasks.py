@@ -120,6 +120,8 @@ ROOT = Path(__file__).resolve().parent
 # Where run records, per-inventory secrets and the wheelhouse cache go; the tests point
 # it at a temporary folder so that they never mix their runs into the user's reports.
 WORK = Path(os.environ.get("READINESS_WORKDIR") or ROOT)
+# More passes than this is a load test, not a readiness check.
+MAX_REPEAT = 100
 
 
 @task(
@@ -129,6 +131,9 @@ WORK = Path(os.environ.get("READINESS_WORKDIR") or ROOT)
         "dry-run": "print the plan and touch nothing",
         "keep-going": "run every layer even after a failing gate",
         "keep": "leave servers and databases running after the run",
+        "repeat": "run the client layers N times without redeploying (per-test pass rates)",
+        "faults": "lab only: provoke faults, NAME[=VALUE],... "
+        "(resets, loss, bandwidth, abort-on-overflow, latency)",
     },
 )
 def readiness(
@@ -138,6 +143,8 @@ def readiness(
     dry_run: bool = False,
     keep_going: bool = False,
     keep: bool = False,
+    repeat: str = "1",  # parsed here: invoke's int() cast would end in a traceback
+    faults: str = "",
 ) -> None:
     """Deploy db, server and client, run the layers in order, record the run (exit 0 = ready)."""
     with _exits():
@@ -151,9 +158,17 @@ def readiness(
                 "to an inventory file, e.g. `invoke readiness --inventory=single`"
             )
 
-        plan = load_plan(
-            ROOT, inventory, suite, Options(keep_going=keep_going, keep=keep, dry_run=dry_run)
+        passes = int(repeat) if repeat.strip().isdigit() else 0
+        if not 1 <= passes <= MAX_REPEAT:
+            raise ConfigError(f"--repeat must be a number from 1 to {MAX_REPEAT}; got {repeat!r}")
+        options = Options(
+            keep_going=keep_going,
+            keep=keep,
+            dry_run=dry_run,
+            faults=tuple(f.strip() for f in faults.split(",") if f.strip()),
+            repeat=passes,
         )
+        plan = load_plan(ROOT, inventory, suite, options)
         if dry_run:
             print(plan.describe())
             return

@@ -105,9 +105,10 @@ def record_window(
     closed: Mapping[str, capture.WindowClose | None],
     *,
     server_died: frozenset[str] = frozenset(),
-) -> None:
+) -> list[ledger.HostLedger]:
     """Counters, captures, ledger, attribution and fingerprints of one layer, into the
-    record and the run directory."""
+    record and the run directory; gives back each host's ledger, narrowed to the stack's
+    errors (what the tests were judged by)."""
     layer = step.layer.name
     ctx.record.counters[layer] = {
         host: _counters(opened.hosts.get(host), closed.get(host)) for host in ctx.targets
@@ -153,6 +154,7 @@ def record_window(
     led.by_mechanism = attribution.by_mechanism([*led.errors, *led.resets])
     led.finding = attribution.finding(ctx.plan.topology, led.errors, led.resets)
     _fingerprints(ctx, step, opened, closed)
+    return ledgers
 
 
 def _unjudged(event: LedgerEvent, why: str) -> AttributionRecord:

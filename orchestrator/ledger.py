@@ -15,12 +15,12 @@ A test that passed is judged against the ledger: passed only after a retry is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.evidence import LedgerEvent, TestAttempt
-from orchestrator.record import FlaggedTestRecord
+from orchestrator.record import FlaggedTestRecord, PassRateRecord
 
 LEDGER_SUFFIX = ".ledger.jsonl"
 
@@ -164,3 +164,29 @@ def _names(tests: list[FlaggedTestRecord], shown: int = 3) -> str:
     names = [f"{t.test} x{t.attempts}" if t.attempts > 1 else t.test for t in tests[:shown]]
     more = len(tests) - shown
     return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+def pass_rates(
+    history: Iterable[tuple[int, str, Sequence[HostLedger]]],
+) -> list[PassRateRecord]:
+    """Each test over the passes of ``--repeat``: in how many it ran, in how many its last
+    attempt passed, and the passes where the ledger saw a transport error in it. In the
+    order the tests first ran."""
+    rates: dict[tuple[str, str, str], PassRateRecord] = {}
+    for number, layer, books in history:
+        for book in books:
+            last: dict[str, TestAttempt] = {}
+            for attempt in book.attempts:
+                if attempt.test not in last or attempt.attempt >= last[attempt.test].attempt:
+                    last[attempt.test] = attempt
+            noisy = {e.test for e in book.events if e.test is not None}
+            for test, final in last.items():
+                rate = rates.setdefault(
+                    (layer, book.host, test),
+                    PassRateRecord(layer, book.host, test, final.position, 0, 0),
+                )
+                rate.runs += 1
+                rate.passed += final.outcome == "passed"
+                if test in noisy:
+                    rate.error_passes.append(number)
+    return list(rates.values())

@@ -155,6 +155,7 @@ def _start(plan: Plan, root: Path, say: Callable[[str], None]) -> Context:
         topology=plan.topology,
         database_links=dict(plan.database_links),
         started_at=utc_now(),
+        repeat=plan.options.repeat,
     )
     ctx = Context(root=root, plan=plan, store=store, record=record, say=say)
     ctx.save()

@@ -21,6 +21,10 @@ class Options:
     keep_going: bool = False
     keep: bool = False
     dry_run: bool = False
+    # Fault profiles to provoke in the lab (orchestrator.faults), as given: NAME[=VALUE].
+    faults: tuple[str, ...] = ()
+    # How many times the client layers run, without redeploying (per-test pass rates).
+    repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,13 @@ class Plan:
                 f"(role {layer.role}; needs {needs}; timeout {layer.timeout_s}s; gate {step.gate})"
             )
             lines.append(f"     $ {layer.command}")
+        if self.options.repeat > 1:
+            lines.append(
+                f"repeat: the client layers {self.options.repeat} times in all, a fresh server "
+                "each pass, no redeploy"
+            )
+        if self.options.faults:
+            lines.append(f"faults (lab, server hosts): {', '.join(self.options.faults)}")
         lines.append("teardown: " + ("skipped (--keep)" if self.options.keep else "always"))
         return "\n".join(lines)
 

@@ -96,6 +96,9 @@ class LayerRecord:
     reason: str | None = None
     command: str = ""
     per_host: dict[str, HostLayerRecord] = field(default_factory=dict)
+    # Which pass of --repeat ran it (1: the sequence itself; a client layer's later passes
+    # are named "<layer>.<pass>").
+    repeat: int = 1
 
 
 @dataclass
@@ -254,6 +257,52 @@ class LedgerRecord:
 
 
 @dataclass
+class FaultRecord:
+    """One fault profile the run provoked (``--faults``): what, how, where, and whether
+    it was removed again. Profiles act only inside lab namespaces."""
+
+    name: str
+    parameters: dict[str, str] = field(default_factory=dict)
+    hosts: list[str] = field(default_factory=list)  # lab hosts it acted in
+    actions: list[str] = field(default_factory=list)  # what was changed, for a human
+    applied: bool = False
+    removed: bool = False
+    error: str | None = None
+
+
+@dataclass
+class BurstRecord:
+    """A burst probe: N simultaneous requests from one client host to the live server."""
+
+    layer: str
+    host: str  # the client host that sent it
+    url: str
+    requests: int
+    ok: int = 0  # answered with a 2xx/3xx
+    # errno name (ECONNRESET, ETIMEDOUT, ...) or "HTTP 503" -> how many
+    errors: dict[str, int] = field(default_factory=dict)
+    # p50, p90, p99, max of the requests that got an answer, in milliseconds
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    # answered, but only after a SYN retransmission (> 1 s): an overflow without a reset
+    slow: int = 0
+    duration_s: float = 0.0
+
+
+@dataclass
+class PassRateRecord:
+    """One test over the client passes of ``--repeat``: how often it passed, and in which
+    passes the ledger saw transport errors in it."""
+
+    layer: str
+    host: str
+    test: str
+    position: int | None
+    runs: int
+    passed: int
+    error_passes: list[int] = field(default_factory=list)  # 1-based pass numbers
+
+
+@dataclass
 class RunRecord:
     """Everything ``run.json`` holds about one run."""
 
@@ -274,6 +323,11 @@ class RunRecord:
     ledger: LedgerRecord = field(default_factory=LedgerRecord)
     # server host -> how it took connections (taken during the layers that needed it)
     fingerprints: dict[str, FingerprintRecord] = field(default_factory=dict)
+    # --faults, --repeat and burst probes (what the run provoked, and how often)
+    faults: list[FaultRecord] = field(default_factory=list)
+    repeat: int = 1
+    pass_rates: list[PassRateRecord] = field(default_factory=list)
+    bursts: list[BurstRecord] = field(default_factory=list)
     # layer name -> host name -> counters
     counters: dict[str, dict[str, CounterRecord]] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)

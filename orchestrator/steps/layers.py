@@ -19,13 +19,19 @@ from orchestrator.context import Context
 from orchestrator.exceptions import InfrastructureError, ReadinessError
 from orchestrator.hosts import on_all
 from orchestrator.layers import LayerOutcome, run_layer
+from orchestrator.ledger import HostLedger, pass_rates
 from orchestrator.plan import LayerStep
+
+# (pass number, the layer's name in the suite, what its ledger held on each host)
+History = list[tuple[int, str, list[HostLedger]]]
 
 
 def layers_step(ctx: Context) -> None:
-    """Run the layers in order; a failed gate blocks the rest (recorded as ``blocked``)."""
+    """Run the layers in order; a failed gate blocks the rest (recorded as ``blocked``);
+    with ``--repeat``, the client layers again."""
     ctx.record.layers = []
     ctx.record.counters = {}
+    history: History = []
     blocked_by: str | None = None
     for step in ctx.plan.layers:
         if blocked_by is not None:
@@ -35,15 +41,47 @@ def layers_step(ctx: Context) -> None:
             ctx.progress("-", step.layer.name, f"blocked ({blocked_by})")
             ctx.save()
             continue
-        ctx.running_layer = step.layer.name
-        outcome = _run(ctx, step)
-        ctx.running_layer = None
-        ctx.save()
+        outcome = _run_and_keep(ctx, step, 1, history)
         if outcome.status != "passed" and step.gate == "stop":
             blocked_by = f"layer '{step.layer.name}' {outcome.status}"
+    _repeat(ctx, history, blocked_by)
 
 
-def _run(ctx: Context, step: LayerStep) -> LayerOutcome:
+def _repeat(ctx: Context, history: History, blocked_by: str | None) -> None:
+    """Passes 2..N of the client layers (``--repeat``), each against a fresh server (its
+    fixtures loaded anew, so every pass starts from the same data), no redeploy. An
+    intermittent failure shows as a pass rate below 1, and where in the sequence the
+    transport errors fall, pass after pass."""
+    passes = ctx.plan.options.repeat
+    clients = [step for step in ctx.plan.layers if step.layer.role == "client"]
+    if passes < 2 or not clients:
+        return
+    if blocked_by is not None:
+        ctx.progress("-", "repeat", f"skipped: {blocked_by}")
+        return
+    repeated = {step.layer.name for step in clients}
+    for number in range(2, passes + 1):
+        _servers_for(ctx, needed=False)
+        for step in clients:
+            again = replace(step, layer=replace(step.layer, name=f"{step.layer.name}.{number}"))
+            if _run_and_keep(ctx, again, number, history).status == "error":
+                ctx.progress("-", "repeat", "stopped: the stack broke (see the layer's reason)")
+                ctx.record.pass_rates = pass_rates(h for h in history if h[1] in repeated)
+                return
+    ctx.record.pass_rates = pass_rates(h for h in history if h[1] in repeated)
+
+
+def _run_and_keep(ctx: Context, step: LayerStep, number: int, history: History) -> LayerOutcome:
+    ctx.running_layer = step.layer.name
+    outcome, books = _run(ctx, step, number)
+    ctx.running_layer = None
+    name = step.layer.name.rsplit(".", 1)[0] if number > 1 else step.layer.name
+    history.append((number, name, books))
+    ctx.save()
+    return outcome
+
+
+def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list[HostLedger]]:
     layer = step.layer
     _servers_for(ctx, needed="server" in layer.needs)
     opened = forensics.open_window(ctx, step)
@@ -65,8 +103,8 @@ def _run(ctx: Context, step: LayerStep) -> LayerOutcome:
         outcome = _blame_the_stack(ctx, step, outcome)
     closed = forensics.close_window(ctx, step)
     died = frozenset(ctx.servers) if servers_were_up and not ctx.servers_up else frozenset()
-    forensics.record_window(ctx, step, opened, closed, server_died=died)
-    ctx.record.layers.append(outcome.to_record())
+    books = forensics.record_window(ctx, step, opened, closed, server_died=died)
+    ctx.record.layers.append(replace(outcome.to_record(), repeat=number))
     t = outcome.tests
     ctx.progress(
         ", ".join(step.hosts),
@@ -74,7 +112,7 @@ def _run(ctx: Context, step: LayerStep) -> LayerOutcome:
         f"{outcome.status} in {outcome.duration_s:.1f}s "
         f"({t.passed} passed, {t.failed} failed, {t.errors} errors, {t.skipped} skipped)",
     )
-    return outcome
+    return outcome, books
 
 
 # Exit statuses of a layer whose process a signal from outside killed (bash: 128 + n).

@@ -121,6 +121,25 @@ def assert_clean_ledger(record: dict[str, Any], *, socket_link: str, server_host
     assert fingerprint["tcp_abort_on_overflow"] == 0 and fingerprint["keep_alive"] is True
 
 
+def test_repeat_runs_the_broker_client_layer_three_times_after_one_deploy(workdir: Path) -> None:
+    code, output, record = readiness(workdir, "single", SINGLE, "--repeat=3")
+    assert code == 0, output[-4000:]
+    assert [(layer["name"], layer["status"], layer["repeat"]) for layer in record["layers"]] == [
+        ("django-unit", "passed", 1),
+        ("python-unit", "passed", 1),
+        ("rest-integration", "passed", 1),
+        ("rest-integration.2", "passed", 2),
+        ("rest-integration.3", "passed", 3),
+    ]
+    # One deploy: each component once, nothing redeployed between passes.
+    assert sorted(d["component"] for d in record["deploy"]) == ["client", "db", "server"]
+    rates = record["pass_rates"]
+    rest = record["layers"][2]["tests"]["total"]
+    assert len(rates) == rest >= 25, (len(rates), rest)
+    assert {(r["layer"], r["runs"], r["passed"]) for r in rates} == {("rest-integration", 3, 3)}
+    assert [r["position"] for r in rates] == list(range(1, rest + 1))
+
+
 def test_a_failing_layer_stops_the_sequence_and_is_recorded(workdir: Path) -> None:
     code, output, record = readiness(
         workdir,

@@ -157,6 +157,73 @@ def test_a_test_passed_only_after_a_retry_is_named_in_the_verdict_and_judged(
     assert any(line.startswith("readiness: transport: all-on-one: 1 reset") for line in lines)
 
 
+class FlakyRest(JunitEverywhere):
+    """The rest layer's one test: passes, then in pass 2 fails with a reset, then passes."""
+
+    def get(self, remote_path: str) -> bytes:
+        name = remote_path.rsplit("/", 1)[-1]
+        if name.startswith("rest") and name.endswith(".ledger.jsonl"):
+            flaky = name == "rest.2.ledger.jsonl"
+            base = {"v": 1, "pid": 9, "test": "it/t.py::a", "position": 4, "attempt": 1}
+            lines = [
+                {
+                    **base,
+                    "kind": "test",
+                    "at": 1.0,
+                    "retry": False,
+                    "duration_s": 0.1,
+                    "outcome": "failed" if flaky else "passed",
+                }
+            ]
+            if flaky:
+                lines.append(
+                    {
+                        **base,
+                        "kind": "error",
+                        "at": 0.9,
+                        "op": "recv",
+                        "errno": "ECONNRESET",
+                        "exception": "ConnectionResetError",
+                        "message": "x",
+                        "local": "10.0.0.2:41000",
+                        "remote": "10.0.0.2:8000",
+                        "reused": False,
+                        "source": "socket",
+                    }
+                )
+            return "".join(json.dumps(line) + "\n" for line in lines).encode()
+        return super().get(remote_path)
+
+
+def test_repeat_runs_the_client_layers_again_on_a_fresh_server_and_rates_each_test(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = FlakyRest("h1")
+    code, record, _ = run(tmp_path, plan_for(Options(repeat=3)), fake)
+    assert [(layer["name"], layer["repeat"]) for layer in record["layers"]] == [
+        ("unit", 1),
+        ("pure", 1),
+        ("rest", 1),
+        ("rest.2", 2),
+        ("rest.3", 2 + 1),
+    ]
+    assert record["repeat"] == 3
+    (rate,) = record["pass_rates"]
+    assert (rate["layer"], rate["test"], rate["runs"], rate["passed"]) == (
+        "rest",
+        "it/t.py::a",
+        3,
+        2,
+    )
+    assert rate["error_passes"] == [2] and rate["position"] == 4
+    # Each pass has a server of its own: started three times, stopped before passes 2, 3.
+    starts = [s for s in fake.scripts if "manage.py testserver" in s or "gunicorn" in s]
+    assert len([s for s in starts if "setsid" in s]) == 3
+    # The fake's JUnit passes and its layers exit 0: the layer's status comes from those,
+    # the pass rate from the ledger, which says the test failed in pass 2.
+    assert code == 0 and record["layers"][3]["status"] == "passed"
+
+
 def test_a_failed_gate_blocks_the_later_layers_and_the_run_is_not_ready(
     tmp_path: Path, plan_for: Callable[[Options], Plan]
 ) -> None:

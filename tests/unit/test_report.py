@@ -10,6 +10,7 @@ from orchestrator.record import (
     FingerprintRecord,
     FlaggedTestRecord,
     HostRecord,
+    PassRateRecord,
     RstRecord,
     RunRecord,
 )
@@ -94,3 +95,19 @@ def test_the_index_puts_the_topologies_transport_side_by_side(tmp_path: Path) ->
     assert html.count("<th>tests passed with retries</th><td>1</td>") == 2
     assert html.count("<th>sent by the server&#39;s socket on h1</th><td>1</td>") == 2
     assert html.count("<th>sent by no host&#39;s TCP stack (firewall or middlebox)</th>") == 2
+
+
+def test_a_repeated_run_shows_each_tests_pass_rate_and_where_errors_fell(tmp_path: Path) -> None:
+    record = a_run(tmp_path, "single", "all-on-one")
+    record.repeat = 3
+    record.pass_rates = [
+        PassRateRecord("rest", "h1", "t.py::a", 4, 3, 2, [2]),
+        PassRateRecord("rest", "h1", "t.py::b", 5, 3, 3, []),
+    ]
+    RunStore(tmp_path / "runs" / record.run_id).write_record(record)
+    html = render_run(tmp_path / "runs" / record.run_id).read_text()
+    assert "Repeats: the client layers 3 times" in html
+    assert "2 test(s); 1 passed in every pass; 1 saw transport errors" in html
+    repeats = html[html.index("Repeats:") :]
+    row = repeats[repeats.index("<td>t.py::a</td>") :].split("</tr>")[0]
+    assert '<td class="status">2/3</td><td class=""></td><td class="moved">' in row
