@@ -10,13 +10,22 @@ never whole in memory: a layer may print hundreds of MiB. What is stored is capp
 layer's ``max_output_mb`` (per host): the first and the last half of the cap, because the
 start says what ran and the end of a failing test run is what explains it; the log and
 the record say how much was dropped in between.
+
+A burst layer (``Layer.burst``) runs the burst probe (``scripts/burst.py``) through the
+same layer script instead of a command; its one JSON summary line on stdout becomes a
+:class:`~orchestrator.record.BurstRecord` (:func:`parse_burst`). It passes whenever the
+probe ran on the host, whatever it measured; a probe that could not run, or a summary
+that is missing or garbled, is an ``error`` with the reason, never a crash.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from orchestrator.components.appserver import app_environment, client_environment
 from orchestrator.exceptions import HostError, ReadinessError
@@ -25,7 +34,7 @@ from orchestrator.junit import JUnitError, TestCounts, parse_counts
 from orchestrator.layout import Layout
 from orchestrator.ledger import ledger_path
 from orchestrator.output import MIB, LayerOutput, StoredOutput
-from orchestrator.record import HostLayerRecord, LayerRecord
+from orchestrator.record import BurstRecord, HostLayerRecord, LayerRecord
 from orchestrator.scripts import Shell, render
 from orchestrator.store import RunStore
 from orchestrator.suite import Layer
@@ -33,7 +42,12 @@ from orchestrator.transport import Result, Transport
 from orchestrator.vault import redact
 
 # Statuses: passed; failed (non-zero exit, failing tests, or no tests reported); timeout;
-# error (could not run at all: the host was lost); blocked (a gate before it stopped).
+# error (could not run at all: the host was lost; a burst probe that could not run or
+# gave no summary); blocked (a gate before it stopped). A burst layer that ran on every
+# host is passed, whatever it measured.
+
+BURST_KIND = "readiness-burst"  # the summary line's "kind" (scripts/burst.py)
+BURST_PERCENTILES = ("p50", "p90", "p99", "max")
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,9 @@ class HostRun:
     problem: str | None = None
     output_bytes: int = 0
     dropped_bytes: int = 0
+    # A burst layer's run: ``probe`` set, ``burst`` its measurement (None: none came back).
+    probe: bool = False
+    burst: BurstRecord | None = None
 
     @classmethod
     def lost(
@@ -65,6 +82,8 @@ class HostRun:
             return "error"
         if self.timed_out:
             return "timeout"
+        if self.probe:  # a burst measures, it does not judge: it ran, or it could not
+            return "passed" if self.burst is not None else "error"
         if self.exit_code != 0 or self.tests.failed or self.tests.errors:
             return "failed"
         if self.problem is not None:  # exit 0 but no JUnit, or none ran: not a pass
@@ -97,6 +116,11 @@ class LayerOutcome:
     runs: tuple[HostRun, ...] = ()
     reason: str | None = None
     command: str = ""
+
+    @property
+    def bursts(self) -> list[BurstRecord]:
+        """The measurements of a burst layer, one per host that gave one (for the record)."""
+        return [r.burst for r in self.runs if r.burst is not None]
 
     @classmethod
     def blocked(cls, layer: Layer, hosts: Sequence[str], why: str) -> LayerOutcome:
@@ -137,12 +161,15 @@ def layer_script(
         if layer.role == "server"
         else client_environment(layout, venv, env)
     )
+    # A burst layer's "command" describes it: the probe runs in its place.
+    command = layer.command if layer.burst is None else burst_command(layer, venv, base_url)
     return render(
         "layer.sh",
         root=layout.root,
-        # Both are shell already: a rendered script, and the suite author's command.
+        # Both are shell already: a rendered script, and the suite author's command (or
+        # the rendered burst.sh).
         environment=Shell(environment.rstrip("\n")),
-        command=Shell(layer.command),
+        command=Shell(command),
         junit_dir=results,
         junit_path=junit_path,
         layer=layer,
@@ -151,6 +178,104 @@ def layer_script(
         ledger=ledger_path(results, layer.name),
         retry=layer.retry.to_env() if layer.retry else None,
     )
+
+
+def burst_url(base_url: str, path: str) -> str:
+    """The URL a burst asks for: the live server's, with the burst's path."""
+    return base_url.rstrip("/") + path
+
+
+def burst_command(layer: Layer, venv: str, base_url: str | None) -> str:
+    """The rendered burst.sh of a burst layer whose path is known (:func:`with_burst_path`)."""
+    burst = layer.burst
+    if burst is None or burst.path is None or base_url is None:
+        raise ValueError(f"layer {layer.name}: a burst needs its path and the live server's URL")
+    return render(
+        "burst.sh",
+        python=f"{venv}/bin/python",
+        url=burst_url(base_url, burst.path),
+        requests=burst.requests,
+        timeout=repr(burst.timeout_s),
+    )
+
+
+def with_burst_path(layer: Layer, health_path: str) -> Layer:
+    """A burst layer with its path given (the health path by default) and described so;
+    any other layer as it is."""
+    if layer.burst is None:
+        return layer
+    burst = replace(layer.burst, path=layer.burst.path or health_path)
+    return replace(layer, burst=burst, command=burst.describe())
+
+
+def parse_burst(
+    stdout: str, *, layer: str, host: str, url: str, requests: int
+) -> tuple[BurstRecord | None, str | None]:
+    """(the measurement, None) from the probe's last summary line, or (None, why not).
+
+    The line comes from a host: anything in it may be wrong, and a wrong line is a
+    reason, never an exception. The counts must add up to the requests asked for.
+    """
+    line = next(
+        (ln for ln in reversed(stdout.splitlines()) if BURST_KIND in ln and ln.startswith("{")),
+        None,
+    )
+    if line is None:
+        return None, "the burst probe printed no summary"
+    try:
+        data = json.loads(line)
+        if not isinstance(data, dict) or data.get("kind") != BURST_KIND:
+            raise ValueError("not a burst summary")
+        record = BurstRecord(
+            layer=layer,
+            host=host,
+            url=url,
+            requests=_count(data, "requests"),
+            ok=_count(data, "ok"),
+            errors=_errors(data.get("errors")),
+            latency_ms=_latency(data.get("latency_ms")),
+            slow=_count(data, "slow"),
+            duration_s=_number(data.get("duration_s")),
+        )
+    except (ValueError, TypeError, RecursionError) as err:
+        return None, f"the burst probe's summary is garbled ({err})"
+    counted = record.ok + sum(record.errors.values())
+    if record.requests != requests or counted != requests:
+        return None, (
+            f"the burst probe's summary does not add up: {requests} requests asked, "
+            f"{record.requests} reported, {counted} accounted for"
+        )
+    return record, None
+
+
+def _count(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} is not a count: {value!r:.40}")
+    return value
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"not a number: {value!r:.40}")
+    if value < 0:
+        raise ValueError(f"a negative time: {value!r:.40}")
+    return float(value)
+
+
+def _errors(value: object) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ValueError("errors is not a mapping")
+    for name in value:
+        if not (isinstance(name, str) and name.isprintable() and 0 < len(name) <= 100):
+            raise ValueError(f"an error name that is not one: {name!r:.40}")
+    return {name: _count(value, name) for name in value}
+
+
+def _latency(value: object) -> dict[str, float]:
+    if not isinstance(value, dict) or not set(value) <= set(BURST_PERCENTILES):
+        raise ValueError("latency_ms is not p50/p90/p99/max")
+    return {key: _number(value[key]) for key in BURST_PERCENTILES if key in value}
 
 
 @dataclass(frozen=True)
@@ -200,8 +325,10 @@ class LayerRun:
             output.close()
             raise
         stored = output.finish(self._header(result))
-        tests, junit, problem = TestCounts(), None, None
-        if self.layer.junit:
+        tests, junit, problem, burst = TestCounts(), None, None, None
+        if self.layer.burst is not None:
+            burst, problem = self._burst(host, result)
+        elif self.layer.junit:
             tests, junit, problem = self._junit(host, junit_path)
         return HostRun(
             host,
@@ -214,12 +341,31 @@ class LayerRun:
             problem,
             stored.total,
             stored.dropped,
+            probe=self.layer.burst is not None,
+            burst=burst,
         )
 
     def _header(self, result: Result) -> str:
         return (
             f"$ {self.layer.command}\n# exit code {result.exit_code}"
             f"{' (timed out)' if result.timed_out else ''}, {result.duration_s:.1f}s\n"
+        )
+
+    def _burst(self, host: str, result: Result) -> tuple[BurstRecord | None, str | None]:
+        """(the measurement, None) of a burst layer's run, or (None, why there is none)."""
+        burst = self.layer.burst
+        assert burst is not None and burst.path is not None and self.base_url is not None
+        if result.timed_out:
+            return None, None  # the status says it, with the layer's timeout
+        if result.exit_code != 0:
+            said = result.stderr.strip().splitlines() or ["it said nothing"]
+            return None, f"the burst probe could not run (exit {result.exit_code}): {said[-1]}"
+        return parse_burst(
+            result.stdout,
+            layer=self.layer.name,
+            host=host,
+            url=burst_url(self.base_url, burst.path),
+            requests=burst.requests,
         )
 
     def _junit(self, host: str, path: str) -> tuple[TestCounts, str | None, str | None]:
@@ -250,9 +396,15 @@ def run_layer(
     env: Mapping[str, str],
     secrets: Sequence[str],
     run_id: str | None = None,
+    health_path: str = "/",
 ) -> LayerOutcome:
-    """Run ``layer`` on every host in parallel; never raises for a failing layer."""
+    """Run ``layer`` on every host in parallel; never raises for a failing layer. A burst
+    layer without a path probes ``health_path`` (the application's)."""
     t0 = time.monotonic()
+    layer = with_burst_path(layer, health_path)
+    if layer.burst is not None and base_url is None:
+        why = "a burst needs the live server, and none runs for this layer"
+        return replace(LayerOutcome.blocked(layer, list(transports), why), status="error")
     job = LayerRun(
         store,
         layer,

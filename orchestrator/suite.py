@@ -15,6 +15,14 @@ the ledger hook re-runs such a test inside the same pytest session. Every attemp
 in the ledger and the JUnit XML, and a test that passed only after a retry is
 ``passed-with-retries`` in the record, never a plain pass: retries must not hide resets
 again, as they did in the origin story.
+
+A layer may be a **burst probe** instead of a command (``burst: {requests, path,
+timeout}``): that many simultaneous GET requests from each host of its role to the live
+server (``path`` defaults to the application's health path), each on its own connection,
+to measure accept capacity and latency and show an accept-queue overflow where there is
+one (orchestrator/scripts/burst.py). It runs like any layer, in the same evidence window,
+so the ledger records its transport errors; it has no JUnit, no retry, and it passes
+whenever the probe ran: a burst measures, it does not judge.
 """
 
 from __future__ import annotations
@@ -44,6 +52,26 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 MAX_RETRIES = 10
 MAX_BACKOFF_S = 60.0
 
+MAX_BURST_REQUESTS = 2000
+DEFAULT_BURST_TIMEOUT_S = 10.0
+MAX_BURST_TIMEOUT_S = 300.0
+# A URL path (and query) as the inventory's health path may be: sent as is in the request.
+_URL_PATH = re.compile(r"/[A-Za-z0-9._~/?=&%-]{0,2000}")
+
+
+@dataclass(frozen=True)
+class Burst:
+    """A burst probe: ``requests`` simultaneous GETs of ``path`` (None: the application's
+    health path, known only with the inventory), each given ``timeout_s`` in all."""
+
+    requests: int
+    path: str | None = None
+    timeout_s: float = DEFAULT_BURST_TIMEOUT_S
+
+    def describe(self) -> str:
+        """What the record and the dry run show as the layer's command."""
+        return f"burst probe: {self.requests} simultaneous GET {self.path or 'the health path'}"
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -71,6 +99,8 @@ class Layer:
     junit: bool = True
     max_output_mb: int = DEFAULT_MAX_OUTPUT_MB
     retry: RetryPolicy | None = None
+    # A burst layer's ``command`` only describes it (for the record and the dry run).
+    burst: Burst | None = None
 
 
 @dataclass(frozen=True)
@@ -115,22 +145,29 @@ def _layer(s: Section) -> Layer:
     if not _NAME.fullmatch(name):
         raise s.error("name", "must be lower-case letters, digits, '_' or '-' (at most 40)")
     role = s.choice("role", LAYER_ROLES)
-    command = s.get("command", str, required=True).strip()
-    if not command or "\0" in command or len(command) > 8192:
-        raise s.error("command", "must be a non-empty shell command of at most 8192 characters")
+    burst = _burst(s)
+    command = burst.describe() if burst else _command(s)
     needs = s.string_list("needs", ())
     for need in needs:
         if need not in NEEDS:
             raise s.error("needs", f"unknown need {shown(need)}; needs are {', '.join(NEEDS)}")
+    if burst and "server" not in needs:
+        raise s.error("needs", "a burst probes the live server: add 'server' to needs")
     timeout = s.get("timeout", int, 1800)
     if not 1 <= timeout <= MAX_TIMEOUT_S:
         raise s.error("timeout", f"must be between 1 and {MAX_TIMEOUT_S} seconds")
     gate = s.choice("gate", GATES, "stop")
-    junit = s.get("junit", bool, True)
+    junit = s.get("junit", bool, burst is None)
+    if burst and junit:
+        raise s.error("junit", "a burst writes no JUnit XML: leave junit out")
     max_output_mb = s.get("max_output_mb", int, DEFAULT_MAX_OUTPUT_MB)
     if not 1 <= max_output_mb <= MAX_OUTPUT_MB:
         raise s.error("max_output_mb", f"must be between 1 and {MAX_OUTPUT_MB} (MiB)")
     retry = _retry(s)
+    if burst and retry:
+        raise s.error("retry", "a burst sends each request once: a retry policy has no meaning")
+    if burst and timeout <= burst.timeout_s:
+        raise s.error("timeout", f"must be longer than the burst's timeout ({burst.timeout_s}s)")
     s.finish()
     return Layer(
         name=name,
@@ -142,7 +179,35 @@ def _layer(s: Section) -> Layer:
         junit=junit,
         max_output_mb=max_output_mb,
         retry=retry,
+        burst=burst,
     )
+
+
+def _command(s: Section) -> str:
+    command = s.get("command", str, required=True).strip()
+    if not command or "\0" in command or len(command) > 8192:
+        raise s.error("command", "must be a non-empty shell command of at most 8192 characters")
+    return command
+
+
+def _burst(layer: Section) -> Burst | None:
+    """The layer's burst probe, if it has one (then it has no command)."""
+    s = layer.section("burst")
+    if s is None:
+        return None
+    if layer.has("command"):
+        raise layer.error("command", "a layer has either a command or a burst, not both")
+    requests = s.get("requests", int, required=True)
+    if not 1 <= requests <= MAX_BURST_REQUESTS:
+        raise s.error("requests", f"must be between 1 and {MAX_BURST_REQUESTS}")
+    path = s.optional("path", str)
+    if path is not None and not _URL_PATH.fullmatch(path):
+        raise s.error("path", f"must be a URL path starting with '/': {shown(path)}")
+    timeout = s.get("timeout", float, DEFAULT_BURST_TIMEOUT_S)
+    if not 0 < timeout <= MAX_BURST_TIMEOUT_S:
+        raise s.error("timeout", f"must be more than 0 and at most {MAX_BURST_TIMEOUT_S:.0f} s")
+    s.finish()
+    return Burst(requests=requests, path=path, timeout_s=timeout)
 
 
 def _retry(layer: Section) -> RetryPolicy | None:

@@ -27,7 +27,7 @@ from orchestrator.bundle import Bundle
 from orchestrator.components import appserver, mariadb
 from orchestrator.components.base import DatabaseGrant
 from orchestrator.layout import Layout
-from orchestrator.suite import Layer
+from orchestrator.suite import Burst, Layer
 from orchestrator.wheelhouse import Wheelhouse
 
 FOLDER = Path(scripts.__file__).parent
@@ -121,6 +121,10 @@ def _deploy_samples() -> dict[str, str]:
 def _layer_samples() -> dict[str, str]:
     unit = Layer("unit", "server", 'python -m pytest -q "tests/a b"', (), 60, "stop")
     rest = Layer("rest-1", "client", "pytest it", ("server",), 60, "stop")
+    burst = layers.with_burst_path(
+        Layer("burst-60", "client", "", ("server",), 60, "stop", junit=False, burst=Burst(60)),
+        "/api/health?q=a&b=%20",
+    )
     junit = f"{LAYOUT.results('run-1')}/unit.xml"
     return {
         "layers.layer_script[server]": layers.layer_script(
@@ -128,6 +132,9 @@ def _layer_samples() -> dict[str, str]:
         ),
         "layers.layer_script[client]": layers.layer_script(
             rest, LAYOUT, venv=VENV, junit_path=junit, base_url="http://[fd00::2]:8000", env=ENV
+        ),
+        "layers.layer_script[burst]": layers.layer_script(
+            burst, LAYOUT, venv=VENV, junit_path=junit, base_url="http://[fd00::2]:8000", env=ENV
         ),
     }
 

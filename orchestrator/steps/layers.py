@@ -30,6 +30,7 @@ def layers_step(ctx: Context) -> None:
     """Run the layers in order; a failed gate blocks the rest (recorded as ``blocked``);
     with ``--repeat``, the client layers again."""
     ctx.record.layers = []
+    ctx.record.bursts = []
     ctx.record.counters = {}
     history: History = []
     blocked_by: str | None = None
@@ -97,6 +98,7 @@ def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list
         base_url=next((s.url for s in ctx.servers.values()), None),
         env=ctx.inventory.application.env,
         secrets=ctx.secret_values(),
+        health_path=ctx.inventory.application.health_path,
     )
     servers_were_up = ctx.servers_up
     if outcome.status in ("failed", "timeout"):
@@ -105,14 +107,28 @@ def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list
     died = frozenset(ctx.servers) if servers_were_up and not ctx.servers_up else frozenset()
     books = forensics.record_window(ctx, step, opened, closed, server_died=died)
     ctx.record.layers.append(replace(outcome.to_record(), repeat=number))
-    t = outcome.tests
-    ctx.progress(
-        ", ".join(step.hosts),
-        layer.name,
-        f"{outcome.status} in {outcome.duration_s:.1f}s "
-        f"({t.passed} passed, {t.failed} failed, {t.errors} errors, {t.skipped} skipped)",
-    )
+    ctx.record.bursts += outcome.bursts
+    ctx.progress(", ".join(step.hosts), layer.name, _summary(outcome))
     return outcome, books
+
+
+def _summary(outcome: LayerOutcome) -> str:
+    """One line for the terminal: test counts, or what a burst probe measured."""
+    head = f"{outcome.status} in {outcome.duration_s:.1f}s"
+    if outcome.bursts:
+        parts = []
+        for b in outcome.bursts:
+            errors = ", ".join(f"{n} {name}" for name, n in sorted(b.errors.items()))
+            p99 = b.latency_ms.get("p99")
+            parts.append(
+                f"burst of {b.requests} from {b.host}: {b.ok} ok"
+                + (f", {errors}" if errors else "")
+                + (f", {b.slow} slow" if b.slow else "")
+                + (f", p99 {p99 / 1000:.2f}s" if p99 is not None else "")
+            )
+        return f"{head} ({'; '.join(parts)})"
+    t = outcome.tests
+    return f"{head} ({t.passed} passed, {t.failed} failed, {t.errors} errors, {t.skipped} skipped)"
 
 
 # Exit statuses of a layer whose process a signal from outside killed (bash: 128 + n).
