@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from orchestrator import faults
 from orchestrator.context import Context
 from orchestrator.exceptions import InfrastructureError, ReadinessError
 from orchestrator.interrupts import Interrupted, Trap, as_interrupted, trapped
@@ -30,6 +31,7 @@ from orchestrator.record import InterruptRecord, RunRecord, StepRecord, Teardown
 from orchestrator.steps.build import build_step
 from orchestrator.steps.connect import connect_step
 from orchestrator.steps.deploy import deploy_step
+from orchestrator.steps.faults import faults_step
 from orchestrator.steps.lab import lab_step
 from orchestrator.steps.layers import layers_step
 from orchestrator.steps.teardown import teardown_step
@@ -52,6 +54,7 @@ STEPS: tuple[Step, ...] = (
     Step("connect", connect_step),
     Step("build", build_step),
     Step("deploy", deploy_step),
+    Step("faults", faults_step),
     Step("layers", layers_step),
 )
 
@@ -287,4 +290,6 @@ def load_plan(root: Path, inventory_arg: str, suite_arg: str | None, options: Op
         if suite_arg:
             raise
         raise inventory_mod.suite_error(inventory, err) from None
-    return build_plan(inventory, suite, options)
+    plan = build_plan(inventory, suite, options)
+    faults.check(plan)  # --faults: a lab inventory, and a kernel that can do them
+    return plan

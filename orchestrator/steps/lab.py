@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from orchestrator import faults
 from orchestrator.context import Context
 from orchestrator.record import LabRecord
 
@@ -16,3 +17,6 @@ def lab_step(ctx: Context) -> None:
     ctx.progress("lab", "lab", "bringing the local lab up")
     ctx.lab = lab_up(prefix=spec.prefix, hosts=spec.hosts, subnet=spec.subnet)
     ctx.record.lab = LabRecord(prefix=ctx.lab.prefix, subnet=ctx.lab.subnet)
+    # A run killed outright (SIGKILL) may have left fault profiles in the namespaces: they
+    # would falsify this run, asked for or not.
+    faults.sweep(ctx)

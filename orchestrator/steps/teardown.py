@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from orchestrator import deploy
+from orchestrator import deploy, faults
 from orchestrator.components import LogFile
 from orchestrator.context import Context
 from orchestrator.exceptions import GroupError, ReadinessError
@@ -24,12 +24,14 @@ def teardown_step(ctx: Context) -> None:
     """Keep the services' logs, then stop servers, databases and anything a layer left
     running, and remove secrets; a failing host is recorded, not raised."""
     t0 = time.monotonic()
-    failures: dict[str, str] = {}
     keep = ctx.plan.options.keep
+    # Fault profiles first, even with --keep: a reset rule left in a kept lab would
+    # mislead whoever uses it next, and the teardown's own traffic must not suffer them.
+    failures = {f"faults on {k}": v for k, v in faults.remove(ctx).items()}
     try:
         on_all("teardown", list(ctx.transports), lambda name: _one(ctx, name, keep=keep))
     except GroupError as err:
-        failures = {k: ctx.redact(str(v)) for k, v in err.failures.items()}
+        failures.update({k: ctx.redact(str(v)) for k, v in err.failures.items()})
     ctx.record.teardown = TeardownRecord(
         status="skipped (--keep)" if keep else "failed" if failures else "ok",
         failures=failures,
