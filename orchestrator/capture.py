@@ -109,6 +109,7 @@ def window_open_script(
         layer=layer,
         filter=capture_filter(exclude_port),
         max_s=max(1, math.ceil(max_s)),
+        max_packets=MAX_CAPTURE_LINES,
         ports=[int(port) for port in listen_ports],
         python=python,
     )

@@ -50,6 +50,10 @@ class LedgerEvent:
     remote: str | None  # the server's addr:port
     reused: bool  # the connection had carried a full exchange before (keep-alive)
     source: str  # socket | http.client | test
+    # On a reused connection: seconds it sat idle between the end of the last exchange
+    # and the start of this one (a server closes idle keep-alive connections only after
+    # its keep-alive timeout: a stale connection is one that waited). None: not known.
+    idle_s: float | None = None
 
 
 @dataclass(frozen=True)

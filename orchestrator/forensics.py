@@ -17,7 +17,7 @@ capture is ``failed`` with the reason, and the attribution says what it lacked.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from orchestrator import attribution, capture, counters, ledger
 from orchestrator.context import Context
@@ -31,11 +31,14 @@ from orchestrator.record import (
     CounterRecord,
     FingerprintRecord,
 )
+from orchestrator.vault import encoded_forms, redact
 
 # How long closing a window waits for the layer's connections to be gone.
 SETTLE_S = 5.0
 # The sampler stops by itself this long after the layer's timeout, if nobody stops it.
 SAMPLER_MARGIN_S = 600
+# Events and RSTs judged per layer (the rest stay in the files).
+MAX_JUDGED = 5000
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ def open_window(ctx: Context, step: LayerStep) -> Opened:
             exclude_port=ctx.targets[name].host.port,
             listen_ports=listen.get(name, ()),
             max_s=step.layer.timeout_s + SAMPLER_MARGIN_S,
+            python=ctx.targets[name].host.python,
         )
         try:
             result = ctx.transports[name].run(script, timeout=60)
@@ -137,8 +141,10 @@ def record_window(
         )
     )
     led = ctx.record.ledger
+    window = _bounded(window, led.problems)
+    kept = {id(e) for e in window.events}
     for book in ledgers:  # judged by the stack's errors only, like the attribution
-        book.events = [e for e in book.events if e in window.events]
+        book.events = [e for e in book.events if id(e) in kept]
         led.flagged += ledger.flagged_tests(book)
     try:
         errors, resets = attribution.attribute(window)
@@ -155,6 +161,22 @@ def record_window(
     led.finding = attribution.finding(ctx.plan.topology, led.errors, led.resets)
     _fingerprints(ctx, step, opened, closed)
     return ledgers
+
+
+def _bounded(window: attribution.Window, problems: list[str]) -> attribution.Window:
+    """At most :data:`MAX_JUDGED` events and RSTs of a layer are judged and recorded: a
+    retry loop that spins on a refused port must not make the record (and the report)
+    grow without end. The rest stay in the ledger and capture files, and the record says
+    how many were left out."""
+    events, rsts = window.events[:MAX_JUDGED], window.rsts[:MAX_JUDGED]
+    left = len(window.events) - len(events), len(window.rsts) - len(rsts)
+    if any(left):
+        problems.append(
+            f"layer {window.layer}: only the first {MAX_JUDGED} transport errors and RSTs "
+            f"were judged ({left[0]} errors and {left[1]} RSTs more are in the ledger and "
+            "capture files)"
+        )
+    return replace(window, events=events, rsts=rsts)
 
 
 def _unjudged(event: LedgerEvent, why: str) -> AttributionRecord:
@@ -216,8 +238,19 @@ def _captures(
             records[host] = CaptureRecord(o.capture_status, o.capture_reason)
             continue
         path = ctx.store.write_text(c.capture_text, "captures", layer, f"{host}.txt")
+        status, reason, dropped = c.capture_status, c.capture_reason, c.capture_dropped or 0
+        if status == "captured" and (
+            dropped or (c.capture_lines or 0) >= capture.MAX_CAPTURE_LINES
+        ):
+            # Not the whole window: "no RST captured" must not be read as "none was sent".
+            status = "partial"
+            reason = (
+                f"the kernel dropped {dropped} packet(s)"
+                if dropped
+                else f"more than {capture.MAX_CAPTURE_LINES} RSTs: the capture stopped there"
+            )
         records[host] = CaptureRecord(
-            c.capture_status, c.capture_reason, len(c.rsts), ctx.store.relative(path)
+            status, reason, len(c.rsts), ctx.store.relative(path), dropped=dropped
         )
         rsts += c.rsts
     ctx.record.ledger.captures[layer] = records
@@ -232,7 +265,9 @@ def _ledger(ctx: Context, step: LayerStep) -> list[ledger.HostLedger]:
     for host in step.hosts:
         path = ledger.ledger_path(ctx.layout(host).results(ctx.store.run_id), layer)
         try:
-            text = ctx.redact(ctx.transports[host].get(path).decode("utf-8", "replace"))
+            raw = ctx.transports[host].get(path).decode("utf-8", "replace")
+            # JSON lines: a secret may be there escaped, or percent-encoded in a URL.
+            text = redact(raw, encoded_forms(ctx.secret_values()))
         except (ReadinessError, OSError):
             continue  # no line written (no test process ran), or the host is gone
         stored = ctx.store.write_text(text, "ledger", layer, f"{host}.jsonl")

@@ -89,6 +89,7 @@ def _event(data: Mapping[str, Any], host: str, layer: str) -> LedgerEvent:
         remote=_str(data, "remote"),
         reused=bool(data.get("reused", False)),
         source=str(data.get("source") or "?"),
+        idle_s=None if data.get("idle_s") is None else float(data["idle_s"]),
     )
 
 

@@ -196,10 +196,12 @@ class AttributionRecord:
 class CaptureRecord:
     """The RST capture of one host for one layer's window."""
 
-    status: str  # captured | unavailable | failed
+    status: str  # captured | partial | unavailable | failed
     reason: str | None = None
     rsts: int = 0
     file: str | None = None  # run-relative path of the raw capture lines
+    # partial: the kernel dropped packets, or there were more RSTs than a capture keeps
+    dropped: int = 0
 
 
 @dataclass

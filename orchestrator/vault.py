@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from orchestrator.exceptions import InfrastructureError
 from orchestrator.files import atomic_write
@@ -51,3 +52,22 @@ def redact(text: str, secret_values: Iterable[str]) -> str:
         if value and len(value) >= 6:
             text = text.replace(value, "[redacted]")
     return text
+
+
+def encoded_forms(secret_values: Iterable[str]) -> list[str]:
+    """Each secret as it may appear in JSON or in a URL (escaped, percent-encoded), the
+    longest first: text that quotes a secret in another encoding is scrubbed too."""
+    forms: set[str] = set()
+    for value in secret_values:
+        if not value:
+            continue
+        forms.update(
+            {
+                value,
+                json.dumps(value)[1:-1],
+                json.dumps(value, ensure_ascii=False)[1:-1],
+                quote(value, safe=""),
+                quote_plus(value),
+            }
+        )
+    return sorted(forms, key=len, reverse=True)

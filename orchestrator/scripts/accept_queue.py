@@ -35,7 +35,13 @@ PERIOD_S = 0.02
 
 # port -> (backlog, queue) of one sample; several listeners on one port (IPv4 and IPv6)
 # are taken together: the larger backlog, the larger queue.
-Sample = dict[int, tuple[int | None, int]]
+# (For the type checker only: hosts may run a python3 older than 3.10, where this
+# expression fails at run time; annotations are not evaluated.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Sample: TypeAlias = dict[int, tuple[int | None, int]]
 
 
 def _diag_dump(sock: socket.socket, family: int, ports: set[int], out: Sample) -> None:

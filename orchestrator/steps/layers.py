@@ -100,11 +100,10 @@ def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list
         secrets=ctx.secret_values(),
         health_path=ctx.inventory.application.health_path,
     )
-    servers_were_up = ctx.servers_up
+    died: frozenset[str] = frozenset()  # server hosts whose server was found dead
     if outcome.status in ("failed", "timeout"):
-        outcome = _blame_the_stack(ctx, step, outcome)
+        outcome, died = _blame_the_stack(ctx, step, outcome)
     closed = forensics.close_window(ctx, step)
-    died = frozenset(ctx.servers) if servers_were_up and not ctx.servers_up else frozenset()
     books = forensics.record_window(ctx, step, opened, closed, server_died=died)
     ctx.record.layers.append(replace(outcome.to_record(), repeat=number))
     ctx.record.bursts += outcome.bursts
@@ -135,13 +134,16 @@ def _summary(outcome: LayerOutcome) -> str:
 KILLED_BY = {128 + signal.SIGKILL: "SIGKILL", 128 + signal.SIGTERM: "SIGTERM"}
 
 
-def _blame_the_stack(ctx: Context, step: LayerStep, outcome: LayerOutcome) -> LayerOutcome:
+def _blame_the_stack(
+    ctx: Context, step: LayerStep, outcome: LayerOutcome
+) -> tuple[LayerOutcome, frozenset[str]]:
     """A failed layer is the application's fault only if the stack it ran on was healthy.
 
     Asked after a failure only (a healthy run pays nothing): is every component the
     layer needed still running and answering, and did the layer end on its own? If not,
     the layer is an ``error`` naming the component, its host and its log's last lines:
-    infrastructure, exit 3, never "not ready".
+    infrastructure, exit 3, never "not ready". Also gives the hosts whose server was found
+    dead (the attribution's evidence for a server killed with connections queued).
     """
     problems = [
         f"the layer's process on {run.host} was killed by {KILLED_BY[run.exit_code]} from "
@@ -159,13 +161,14 @@ def _blame_the_stack(ctx: Context, step: LayerStep, outcome: LayerOutcome) -> La
             f"the {s.mode} on {host}": (host, s.health_script()) for host, s in ctx.servers.items()
         }
     unhealthy = _unhealthy(ctx, {**checks, **servers})
-    if set(unhealthy) & set(servers):
+    dead = frozenset(servers[label][0] for label in unhealthy if label in servers)
+    if dead:
         ctx.servers_up = False  # a later layer that needs it starts a fresh one
     problems += unhealthy.values()
     if not problems:
-        return outcome
+        return outcome, dead
     reason = "; ".join(problems) + (f" (the layer: {outcome.reason})" if outcome.reason else "")
-    return replace(outcome, status="error", reason=ctx.redact(reason))
+    return replace(outcome, status="error", reason=ctx.redact(reason)), dead
 
 
 def _unhealthy(ctx: Context, checks: dict[str, tuple[str, str]]) -> dict[str, str]:

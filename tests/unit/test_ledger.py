@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from orchestrator.ledger import flagged_reasons, flagged_tests, ledger_path, parse
+from orchestrator.vault import encoded_forms, redact
 
 
 def line(**fields: Any) -> str:
@@ -121,3 +123,18 @@ def test_the_verdict_names_the_flagged_tests_per_layer() -> None:
         "while the ledger recorded transport errors in them (t.py::n0, t.py::n1, t.py::n2 "
         "and 2 more)"
     )
+
+
+def test_a_secret_is_scrubbed_from_ledger_lines_in_every_encoding_it_may_take() -> None:
+    secret = 'pä"ss w0rd/é'
+    message = f"GET /x?token={quote_plus(secret)} failed for {secret}; {quote(secret, safe='')}"
+    text = (
+        line(kind="error", message=message) + "\n" + json.dumps({"m": secret}, ensure_ascii=False)
+    )
+    scrubbed = redact(text, encoded_forms([secret]))
+    assert "w0rd" not in scrubbed and scrubbed.count("[redacted]") == 4, scrubbed
+    # Still JSON, one line each: the ledger reads it back.
+    assert [json.loads(x)["kind"] if "kind" in x else "m" for x in scrubbed.splitlines()] == [
+        "error",
+        "m",
+    ]
