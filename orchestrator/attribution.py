@@ -33,25 +33,49 @@ The rules, in the order they apply:
    decide (the RST carried its address); the client's ``EstabResets`` raises it to medium.
 5. **Mechanism from the sender's counters**, apportioned by counts (``EmbryonicRsts``
    +8 explains 8 resets). Per-connection hints come first: a refusal (ECONNREFUSED, or an
-   RST with ``seq 0``: the answer to a SYN) is ``no-listener``; a ``reused`` connection is
-   ``stale-keep-alive`` whichever counter moved (*refined:* FINDINGS 3 measured the race
-   with ``TCPAbortOnClose`` and the FIN_WAIT2 case with ``TCPAbortOnData``, not only plain
-   ``OutRsts``); an RST after this connection timed out is the listener's late answer
-   (overflow, FINDINGS 1a). Then resets the tests reported take ``EmbryonicRsts`` (a
-   listener with ``tcp_abort_on_overflow=1``), ``TCPAbortOnClose`` (closed with unread
-   data), ``TCPAbortOnData`` (linger-0 close) before the plain ``OutRsts`` rest, which is
-   ``killed-with-queued-connections`` when the server died, an overflow's late answers
-   when the listener overflowed, else unknown. When one group needs two counters, which
-   reset is which is a guess: the confidence drops a level.
+   RST with ``seq 0``: the answer to a SYN) is ``no-listener``; a stale keep-alive
+   connection (below) takes ``TCPAbortOnData``, ``TCPAbortOnClose`` or plain ``OutRsts``;
+   an RST after this connection timed out is the listener's late answer (overflow,
+   FINDINGS 1a). Then resets the tests reported take ``EmbryonicRsts`` (a listener with
+   ``tcp_abort_on_overflow=1``; never a reused connection's), ``TCPAbortOnClose`` (closed
+   with unread data), ``TCPAbortOnData`` (linger-0 close) before the plain ``OutRsts``
+   rest, which is ``killed-with-queued-connections`` when the server died, an overflow's
+   late answers when the listener overflowed, else unknown.
+   *Which is which:* when a host's resets could have taken its counters otherwise (two
+   of them could swap kinds, or one could take an abort counter nobody took), the
+   apportioning is a guess: every reset of that host is at most medium, and the evidence
+   names the counters. A forced apportioning (the late answers can only take the plain
+   ``OutRsts``, so the reported ones take ``EmbryonicRsts``) stays high.
+   *Keep-alive:* ``reused`` only says the connection carried an exchange before, which is
+   every request after the first on a ``requests.Session``, and the dev server never
+   closes idle connections (FINDINGS 3). So a reused connection is ``stale-keep-alive``
+   only when it sat idle at least :data:`STALE_IDLE_S` (``idle_s``), the reset came from
+   the server's end and the server on that host did not die (a death explains it: 4a, 4b);
+   the counters of FINDINGS 3 (``TCPAbortOnData`` in FIN_WAIT2, ``TCPAbortOnClose`` in
+   the race, or plain ``OutRsts``) then agree with it, but it rests on timing: never high.
+   Idle time unknown (an older ledger line): ``stale-keep-alive`` only when no abort
+   counter names another mechanism, and then low; an abort counter's mechanism is then
+   medium, as the race moves the same counters. A short idle, a dead server or a
+   client-sent reset: the reset is judged like a fresh connection's.
 6. **Not resets.** ETIMEDOUT with ``ListenOverflows`` on the server host is an
    accept-queue overflow with no RST (said in the evidence). REMOTE_CLOSED with no RST
-   is a FIN: ``stale-keep-alive`` when reused, else ``closed-without-response`` (a
-   mechanism added here: FINDINGS 4a, the server closed or died after reading the
-   request, is what the ledger says and is clearer than ``unknown``).
+   is a FIN: ``stale-keep-alive`` when rule 5 makes the connection a candidate (medium
+   with a capture; low when the idle time is unknown), else ``closed-without-response``
+   (a mechanism added here: FINDINGS 4a, the server closed or died after reading the
+   request, is what the ledger says and is clearer than ``unknown``), also when a reused
+   connection's server died.
 7. **What is missing is said.** No counters, no capture on the sender, counters shared by
-   both ends all-on-one (pitfall 1: only ``EmbryonicRsts``, ``ListenOverflows`` and a
-   server's ``TCPAbortOnClose`` name a side by nature, or the captured source port):
-   each lowers the confidence and adds an evidence line; ``unknown`` is always low.
+   both ends all-on-one: each lowers the confidence and adds an evidence line; ``unknown``
+   is always low. All-on-one (pitfall 1), ``TCPAbortOnClose``, ``TCPAbortOnData`` and
+   ``OutRsts`` count either end's abort, so they never name a mechanism on their own:
+   the captured source port still names the side, but the mechanism is medium, unless
+   the counter is one-sided by nature (``EmbryonicRsts``, ``ListenOverflows``) or the
+   other end provably did not abort: the capture covered the whole window and saw no RST
+   from the client's port, and the client reported ECONNRESET (an end that aborts sends
+   an RST and is not reset afterwards). That is why the server killed with an unread body
+   all-on-one (one RST from the server port, ``TCPAbortOnClose`` +1) stays high. Without
+   a capture nothing names the side, so shared counters are low, save a server's
+   ``TCPAbortOnClose`` that a reset client reported (medium).
 
 Confidence: high = the capture and the counters agree; medium = one of them; low = what
 is inferred from what is missing.
@@ -86,6 +110,9 @@ SAME_SEGMENT_S = 1.0
 MATCH_BEFORE_S = 60.0
 # ... and the event's clock and the capture's may disagree by this much.
 MATCH_AFTER_S = 2.0
+# A reused connection idle this long may have been closed by its server: none closes an
+# idle keep-alive connection sooner (gunicorn's default is 2 s; FINDINGS 3's race: ~1 s).
+STALE_IDLE_S = 0.5
 
 # Errors an RST can cause (a reset during send can surface as EPIPE or REMOTE_CLOSED).
 RESET_ERRNOS = frozenset({"ECONNRESET", "EPIPE", "ECONNABORTED", "REMOTE_CLOSED", "ECONNREFUSED"})
@@ -165,8 +192,10 @@ class _Case:
     endpoint: Endpoint | None  # the listener that sent it (server side only)
     hint: str | None = None  # refused | stale | late
     late_at: float | None = None  # when this connection timed out, for hint "late"
+    reuse: str | None = None  # a reused connection: stale | unsure | short | died | client
+    idle_s: float | None = None  # how long the reused connection sat idle
     kind: str | None = None  # the counter that explains it (_KIND_COUNTER)
-    ambiguous: bool = False
+    ambiguous: str | None = None  # the evidence line when which reset is which is a guess
     surplus: int = 0  # RSTs captured from the sender beyond its OutRsts
 
     @property
@@ -400,14 +429,16 @@ def _reset_case(
 ) -> _Case:
     """A captured reset, oriented, with the hint its connection gives: a refusal (the
     test saw ECONNREFUSED, or the first RST of its connection has ``seq 0``, which only
-    an answer to a SYN has), a reused keep-alive connection, or a connection that had
-    timed out before (``first``: no earlier reset on these two ends; a later one's
+    an answer to a SYN has), a stale keep-alive connection (rule 5), or a connection that
+    had timed out before (``first``: no earlier reset on these two ends; a later one's
     sequence number may be printed relative to it)."""
     case = _orient(window, reset)
     case.event = reporters[0] if reporters else None
+    reused = next((e for e in reporters if e.reused), None)
+    _note_reuse(window, case, reused)
     if any(e.errno == "ECONNREFUSED" for e in reporters) or (reset.seq == 0 and first):
         case.hint = "refused"
-    elif any(e.reused for e in reporters):
+    elif case.reuse == "stale":
         case.hint = "stale"
     elif not reporters:
         gave_up = [
@@ -425,8 +456,7 @@ def _event_case(window: Window, event: LedgerEvent) -> _Case:
     remote = event.remote
     sender = _owner(window, remote, event.host) if remote else None
     endpoint = _endpoint(window, remote, event.host) if remote else None
-    hint = "refused" if event.errno == "ECONNREFUSED" else ("stale" if event.reused else None)
-    return _Case(
+    case = _Case(
         reset=None,
         event=event,
         side="server" if sender else "unknown",
@@ -435,8 +465,50 @@ def _event_case(window: Window, event: LedgerEvent) -> _Case:
         server=remote,
         client=event.local,
         endpoint=endpoint,
-        hint=hint,
     )
+    _note_reuse(window, case, event if event.reused else None)
+    if event.errno == "ECONNREFUSED":
+        case.hint = "refused"
+    elif case.reuse == "stale":
+        case.hint = "stale"
+    return case
+
+
+def _reuse(window: Window, event: LedgerEvent, side: str, sender: str | None) -> str:
+    """Rule 5's keep-alive test for a reused connection: ``stale`` (idle long enough for
+    a server to close it), ``unsure`` (idle time unknown), or why it is not stale:
+    ``client`` (the client's socket sent the reset), ``died`` (the server died, which
+    explains the reset better), ``short`` (idle too briefly for any keep-alive timeout)."""
+    if side == "client":
+        return "client"
+    if sender is not None and sender in window.server_died:
+        return "died"
+    if event.idle_s is None:
+        return "unsure"
+    return "stale" if event.idle_s >= STALE_IDLE_S else "short"
+
+
+def _note_reuse(window: Window, case: _Case, reused: LedgerEvent | None) -> None:
+    if reused is not None:
+        case.reuse = _reuse(window, reused, case.side, case.sender)
+        case.idle_s = reused.idle_s
+
+
+def _reuse_line(reuse: str, idle_s: float | None, host: str | None) -> str:
+    """Why a reused connection is, may be, or is not a stale keep-alive one."""
+    idle = f"{idle_s:.2f} s" if idle_s is not None else "?"
+    return {
+        "stale": f"the connection was reused after {idle} idle, at least {STALE_IDLE_S} s: "
+        "long enough for a server's keep-alive timeout",
+        "unsure": "the connection was reused and how long it sat idle is not known "
+        "(an older ledger line)",
+        "short": f"the connection was reused after only {idle} idle, under {STALE_IDLE_S} s: "
+        "no server closes an idle keep-alive connection that soon",
+        "died": f"the connection was reused, but the app server on {host} died: its death, "
+        "not a keep-alive timeout, ended it",
+        "client": "the connection was reused, but the client's socket sent the reset: "
+        "not a server closing it while idle",
+    }[reuse]
 
 
 def _known(deltas: Mapping[str, int] | None) -> bool:
@@ -464,9 +536,9 @@ def _kinds(case: _Case) -> tuple[str, ...]:
         return ("other",) if case.endpoint else ("data", "other")
     if case.hint == "stale":
         return ("data", "close", "other")
-    if case.endpoint is not None:
+    if case.endpoint is not None and case.reuse is None:
         return ("emb", "close", "data", "other")
-    return ("close", "data", "other")  # only a listener sends EmbryonicRsts
+    return ("close", "data", "other")  # only a listener's handshakes get EmbryonicRsts
 
 
 def _assign_all(window: Window, cases: Iterable[_Case]) -> None:
@@ -480,6 +552,7 @@ def _assign_all(window: Window, cases: Iterable[_Case]) -> None:
         budget = _budget(window.deltas.get(host))
         if budget is None:
             continue
+        held = dict(budget)
         ordered = sorted(group, key=lambda c: c.at)
         seen = sum(1 for c in ordered if c.reset is not None)
         surplus = max(seen - window.deltas[host].get(OUT_RSTS, 0), 0)
@@ -488,18 +561,46 @@ def _assign_all(window: Window, cases: Iterable[_Case]) -> None:
             [c for c in ordered if not c.hint and c.event is not None],
             [c for c in ordered if not c.hint and c.event is None],
         )
-        for number, cases_of_pass in enumerate(passes):
-            used: set[str] = set()
-            for case in cases_of_pass:
-                case.surplus = surplus
-                kind = next((k for k in _kinds(case) if budget[k] > 0), None)
-                if kind is not None:
-                    budget[kind] -= 1
-                    case.kind = kind
-                    used.add(kind)
-            if number > 0 and len(used) > 1:
-                for case in cases_of_pass:
-                    case.ambiguous = case.kind is not None
+        for case in (c for cases_of_pass in passes for c in cases_of_pass):
+            case.surplus = surplus
+            kind = next((k for k in _kinds(case) if budget[k] > 0), None)
+            if kind is not None:
+                budget[kind] -= 1
+                case.kind = kind
+        line = _guessed(host, ordered, held, budget)
+        for case in ordered:
+            case.ambiguous = line
+
+
+def _guessed(
+    host: str, cases: Sequence[_Case], held: Mapping[str, int], left: Mapping[str, int]
+) -> str | None:
+    """Rule 5's *which is which*: the apportioning is a guess when two resets could swap
+    kinds, or one could take an abort counter that is left over. (A plain ``OutRsts``
+    left over is not such a choice: the counter is host-wide and also counts RSTs of
+    ports nobody captured.) Returns the evidence line that says so, or None."""
+    could = {id(c): {k for k in _kinds(c) if held[k] > 0} for c in cases}
+    kinds: set[str] = set()
+    for case in cases:
+        if case.kind is None:
+            continue
+        for other in could[id(case)] - {case.kind}:
+            spare = other != "other" and left[other] > 0
+            if spare or any(d.kind == other and case.kind in could[id(d)] for d in cases):
+                kinds |= {case.kind, other}
+    if len(kinds) < 2:
+        return None
+    names = [
+        f"{'plain ' if k == 'other' else ''}{_KIND_COUNTER[k].split('.')[1]} +{held[k]}"
+        for k in _KIND_COUNTER
+        if k in kinds
+    ]
+    listed = (
+        f"both {names[0]} and {names[1]}"
+        if len(names) == 2
+        else (f"{', '.join(names[:-1])} and {names[-1]}")
+    )
+    return f"{host} moved {listed}: which reset is which is not known"
 
 
 # -- verdicts -------------------------------------------------------------------------
@@ -545,6 +646,8 @@ def _judge(window: Window, case: _Case) -> _Verdict:
         return _unexplained(window, case, base)
     mechanism, cap, lines = _mechanism(window, case)
     verdict = _Verdict(case.side, host, mechanism, min(cap, HIGH if case.reset else MEDIUM))
+    if case.reuse is not None:
+        lines.append(_reuse_line(case.reuse, case.idle_s, host))
     verdict.evidence = [*base, *lines, *_peer_lines(window, case)]
     _lower(window, case, verdict)
     if mechanism == "unknown":
@@ -563,15 +666,10 @@ def _lower(window: Window, case: _Case, verdict: _Verdict) -> None:
             "not a middlebox, rests on its counters"
         )
     if case.ambiguous:
-        verdict.level = max(verdict.level - 1, LOW)
-        moved = [
-            _moved(window, host, key)
-            for key in (*[_KIND_COUNTER[k] for k in ("emb", "close", "data")], OUT_RSTS)
-            if (_delta(window, host, key) or 0) > 0
-        ]
-        verdict.evidence.append(
-            f"{', '.join(moved)} explain these resets together: which reset is which is not known"
-        )
+        verdict.level = min(verdict.level, MEDIUM)
+        verdict.evidence.append(case.ambiguous)
+    if case.reset is not None and case.peer == host:
+        _shared(window, case, verdict)
     if case.reset is None:
         one_sided = case.kind == "emb" or (case.kind == "close" and case.side == "server")
         if case.peer == host and not one_sided:
@@ -583,6 +681,40 @@ def _lower(window: Window, case: _Case, verdict: _Verdict) -> None:
     if case.surplus:
         verdict.level = LOW
         verdict.evidence.append(_surplus_line(window, case))
+
+
+def _shared(window: Window, case: _Case, verdict: _Verdict) -> None:
+    """Rule 7, pitfall 1: a captured reset whose two ends share one host's counters.
+
+    The source port names the side, but ``TCPAbortOnClose``, ``TCPAbortOnData`` and
+    ``OutRsts`` count the client's aborts as well as the server's, so +1 does not say
+    which end's abort it was: the mechanism is medium unless the client provably did not
+    abort (an abort sends an RST from its port, and the aborting end is not reset later).
+    ``EmbryonicRsts`` is a listener's by nature; a refusal is named by the segment."""
+    host = case.sender
+    if case.kind not in ("close", "data", "other") or case.hint == "refused":
+        return
+    counter = _KIND_COUNTER[case.kind].split(".")[1]
+    event = case.event
+    client = case.client
+    if (
+        case.side == "server"
+        and client is not None
+        and host in window.captured
+        and event is not None
+        and event.errno == "ECONNRESET"
+        and not any(_norm(r.src) == _norm(client) for r in window.rsts)
+    ):
+        verdict.evidence.append(
+            f"no RST from the client {client} captured and it was reset (ECONNRESET): "
+            f"it did not abort, so {counter} counts the server's abort"
+        )
+        return
+    verdict.level = min(verdict.level, MEDIUM)
+    verdict.evidence.append(
+        f"{counter} counts either end's abort and both ends are on {host}: it does not "
+        "name the mechanism on its own"
+    )
 
 
 def _no_capture(window: Window, case: _Case, verdict: _Verdict) -> None:
@@ -628,6 +760,8 @@ def _without_counters(window: Window, case: _Case, base: list[str]) -> _Verdict:
     """The sender's counters are unknown: only the per-connection hints can name a cause."""
     mechanism = {"refused": "no-listener", "stale": "stale-keep-alive"}.get(case.hint or "")
     lines = [*base, f"counters of {case.sender} unknown (not read before and after the window)"]
+    if case.reuse is not None:
+        lines.append(_reuse_line(case.reuse, case.idle_s, case.sender))
     if case.reset is None:
         hosts = sorted({h for h in (case.sender, case.peer) if h})
         lines.append(f"no RST captured for this connection ({', '.join(hosts)})")
@@ -703,24 +837,42 @@ def _mechanism(window: Window, case: _Case) -> tuple[str, int, list[str]]:
             "close": "the server closed the idle connection with the request unread (the race)",
             "other": "the server had closed the idle connection and its socket was gone",
         }[kind]
-        return "stale-keep-alive", HIGH, [line, f"the connection was reused (keep-alive): {why}"]
+        return "stale-keep-alive", MEDIUM, [line, f"{why}: inferred from the idle time"]
     if kind == "emb":
         return _overflow(window, host)
-    if kind == "close":
-        return "closed-with-unread-data", HIGH, [line, "closed with received data unread"]
+    if kind == "other":
+        return _plain(window, case)
     if kind == "data" and case.hint == "late":
         return "unknown", LOW, [line, _late_line(case)]
-    if kind == "data":
+    if kind == "close":
+        mechanism, why = "closed-with-unread-data", "closed with received data unread"
+    else:
+        mechanism = "linger-zero-close"
+        why = "TCPAbortOnData counts a linger-0 close and data arriving after close alike"
+        why += "" if case.reuse else "; the connection was not reused"
+    if case.reuse == "unsure":
         return (
-            "linger-zero-close",
-            HIGH,
+            mechanism,
+            MEDIUM,
             [
                 line,
-                "TCPAbortOnData counts a linger-0 close and data arriving after close alike; "
-                "the connection was not reused",
+                why,
+                "a server closing a reused connection while idle moves it too (FINDINGS 3)",
             ],
         )
-    return _other(window, case)
+    return mechanism, HIGH, [line, why]
+
+
+def _plain(window: Window, case: _Case) -> tuple[str, int, list[str]]:
+    """The plain ``OutRsts`` rest; on a reused connection of unknown idle time that nothing
+    else explains, a server that closed it while idle is the likeliest guess (low)."""
+    mechanism, level, lines = _other(window, case)
+    if mechanism == "unknown" and case.reuse == "unsure":
+        lines.append(
+            "no abort counter explains it: perhaps the server had closed the idle connection"
+        )
+        return "stale-keep-alive", LOW, lines
+    return mechanism, level, lines
 
 
 def _late_line(case: _Case) -> str:
@@ -831,16 +983,19 @@ def _timeout(window: Window, event: LedgerEvent, host: str | None) -> _Verdict:
 
 
 def _closed(window: Window, event: LedgerEvent, host: str) -> _Verdict:
-    """REMOTE_CLOSED and no RST: the server sent a FIN instead of a response."""
+    """REMOTE_CLOSED and no RST: the server sent a FIN instead of a response; on a
+    reused connection that may be a keep-alive timeout (rule 5's candidates only)."""
     lines = ["a FIN, not a reset: the server closed the connection without a response"]
-    if event.reused:
+    reuse = _reuse(window, event, "server", host) if event.reused else None
+    if reuse is not None:
+        lines.append(_reuse_line(reuse, event.idle_s, host))
+    if reuse in ("stale", "unsure"):
         mechanism = "stale-keep-alive"
-        lines.append("the connection was reused (keep-alive): the server closed it while idle")
     else:
         mechanism = "closed-without-response"
         if host in window.server_died:
             lines.append(f"the app server on {host} died or restarted (FINDINGS 4a)")
-    level = MEDIUM
+    level = LOW if reuse == "unsure" else MEDIUM
     looking = sorted({h for h in (host, event.host) if h in window.captured})
     if looking:
         lines.append(f"no RST captured for this connection on {', '.join(looking)}")
