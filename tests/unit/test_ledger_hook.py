@@ -34,13 +34,13 @@ import pytest
 from orchestrator.evidence import TRANSPORT_ERRNOS
 from orchestrator.ledger_hook import PTH, WHEEL_NAME, build_wheel, source_digest, wheel_bytes
 from orchestrator.ledger_hook.readiness_ledger import recorder
-from orchestrator.ledger_hook.readiness_ledger.plugin import RetryPolicy, retry_policy
+from orchestrator.ledger_hook.readiness_ledger.plugin import RetryPolicy, backoff_s, retry_policy
 
 KEEP_ALIVE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CLOSING = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 LINE_FIELDS = {"kind", "v", "at", "pid", "layer", "test", "position", "attempt"}
 ERROR_FIELDS = LINE_FIELDS | {
-    *("op", "errno", "exception", "message", "local", "remote", "reused", "source"),
+    *("op", "errno", "exception", "message", "local", "remote", "reused", "source", "idle_s"),
 }
 TEST_FIELDS = LINE_FIELDS | {"outcome", "retry", "duration_s"}
 
@@ -115,6 +115,7 @@ def ports() -> Iterator[dict[str, int]]:
         "silent": _silent,
         "unread": _answer_unread,
         "stale": _answer_once,
+        "idle": _answer_once,
         "ok": _ok,
     }
     for name, handler in handlers.items():
@@ -235,21 +236,29 @@ def pytest_session(
     return run(python, workdir, args, env=env)
 
 
+def junit_testcases(child: Child, name: str) -> list[ElementTree.Element]:
+    root = ElementTree.parse(child.workdir / "junit.xml").getroot()
+    return [case for case in root.iter("testcase") if case.get("name") == name]
+
+
 def junit_cases(child: Child, name: str) -> list[tuple[dict[str, str], list[str]]]:
     """(properties, child tags other than properties) of each <testcase> called ``name``."""
-    root = ElementTree.parse(child.workdir / "junit.xml").getroot()
     found = []
-    for case in root.iter("testcase"):
-        if case.get("name") == name:
-            props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-            found.append((props, [c.tag for c in case if c.tag != "properties"]))
+    for case in junit_testcases(child, name):
+        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        found.append((props, [c.tag for c in case if c.tag != "properties"]))
     return found
+
+
+def junit_output(child: Child, name: str) -> list[str]:
+    """The ``<system-out>`` text of each <testcase> called ``name`` ("" without one)."""
+    return [case.findtext("system-out") or "" for case in junit_testcases(child, name)]
 
 
 # --- what the children run -------------------------------------------------------------
 
 HTTP_CLIENT = """\
-import http.client, json, os, select, socket, sys
+import http.client, json, os, select, socket, sys, time
 
 PORTS = json.loads(sys.argv[1])
 
@@ -292,8 +301,15 @@ def stale():
     get(conn)
 
 
+def idle():
+    conn = connection("idle")
+    get(conn)
+    time.sleep(0.3)  # the keep-alive connection waits, then is used again (closed by then)
+    get(conn)
+
+
 seen = {}
-for scenario in (reset, silent, refused, unread, stale):
+for scenario in (reset, silent, refused, unread, stale, idle):
     try:
         scenario()
         seen[scenario.__name__] = "ok"
@@ -328,6 +344,63 @@ try:
 except requests.ConnectionError as exc:
     seen["reset"] = type(exc).__name__
 print(json.dumps(seen))
+"""
+
+# A resolver that gives two addresses, the first refusing (nothing listens on
+# 127.0.0.2: a stand-in for ::1 with a server on 127.0.0.1 only): every client's
+# create_connection tries it, then connects to the second.
+FALLBACK = """\
+import http.client, json, socket, sys
+import httpx, requests
+
+PORTS = json.loads(sys.argv[1])
+real = socket.getaddrinfo
+
+
+def dual_stack(host, port, *args, **kwargs):
+    if host != "dual.test":
+        return real(host, port, *args, **kwargs)
+    stream = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+    return [(*stream, ("127.0.0.2", int(port))), (*stream, ("127.0.0.1", int(port)))]
+
+
+socket.getaddrinfo = dual_stack
+
+
+def get(port, host="dual.test"):
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request("GET", "/")
+    return conn.getresponse().read().decode()
+
+
+seen = {
+    "http.client": get(PORTS["ok"]),
+    "requests": requests.get(f"http://dual.test:{PORTS['ok']}/", timeout=10).text,
+    "httpx": httpx.get(f"http://dual.test:{PORTS['ok']}/", timeout=10).text,
+}
+for name, host in (("both refuse", "dual.test"), ("last", "127.0.0.1")):
+    try:
+        get(PORTS["refused"], host)  # "last": the process's last socket call, then exit
+    except ConnectionRefusedError as exc:
+        seen[name] = type(exc).__name__
+print(json.dumps(seen))
+"""
+
+# Bookkeeping that cannot work (a bare _socket.socket has no weak reference) after
+# calls that succeeded.
+RAW_SOCKET = """\
+import _socket, json, socket, sys
+
+PORTS = json.loads(sys.argv[1])
+raw = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+raw.settimeout(10)
+connected = socket.socket.connect(raw, ("127.0.0.1", PORTS["ok"]))
+sent = socket.socket.send(raw, b"GET / HTTP/1.1\\r\\n\\r\\n")
+got = b""
+while not got.endswith(b"ok"):
+    got += socket.socket.recv(raw, 100)
+code = socket.socket.connect_ex(_socket.socket(), ("127.0.0.1", PORTS["ok"]))
+print(json.dumps({"connect": connected, "sent": sent, "got": got.decode(), "connect_ex": code}))
 """
 
 HTTPX = """\
@@ -448,7 +521,8 @@ def test_service_refused_at_first(shared_service):
 
 
 EXHAUSTED = """\
-from conftest import get
+import pytest
+from conftest import WORK, fails_first, get
 
 
 def test_always_resets():
@@ -457,6 +531,34 @@ def test_always_resets():
 
 def test_wrong_answer():
     assert get("ok") == b"something else"
+
+
+def test_handles_a_reset_then_gets_a_wrong_answer():
+    try:
+        get("reset")
+    except ConnectionResetError:
+        pass  # the test's own business: it did not fail with it
+    assert get("ok") == b"something else"
+
+
+def test_handles_a_refusal():
+    try:
+        get("refused")  # its last socket call: the plugin writes it when the test ends
+    except ConnectionRefusedError:
+        pass
+
+
+@pytest.fixture
+def teardown_breaks_once():
+    yield
+    counter = WORK / "teardown.count"
+    if not counter.exists():
+        counter.write_text("1")
+        raise RuntimeError("the teardown broke")
+
+
+def test_resets_once_and_its_teardown_breaks(teardown_breaks_once):
+    fails_first("resets-before-teardown", 1)
 """
 
 
@@ -475,6 +577,11 @@ class Client(unittest.TestCase):
         with self.assertRaises(ConnectionResetError):
             conn.request("GET", "/")
             conn.getresponse()
+
+    def test_swallows_a_refusal(self):
+        conn = http.client.HTTPConnection("127.0.0.1", PORTS["refused"], timeout=10)
+        with self.assertRaises(ConnectionRefusedError):
+            conn.request("GET", "/")
 """
 
 
@@ -500,6 +607,8 @@ def jobs(python: Path, ports: dict[str, int]) -> dict[str, Callable[[Path], Chil
         ),
         "requests": lambda d: script(python, d, REQUESTS, ports),
         "httpx": lambda d: script(python, d, HTTPX, ports),
+        "fallback": lambda d: script(python, d, FALLBACK, ports),
+        "raw socket": lambda d: script(python, d, RAW_SOCKET, ports),
         "no retry": lambda d: pytest_session(python, d, NO_RETRY, ports),
         "flaky": lambda d: pytest_session(
             python, d, FLAKY, ports, retry(2, "ECONNRESET", "ECONNREFUSED", backoff_s=0.01)
@@ -595,6 +704,7 @@ def test_a_reset_on_receive_is_recorded_with_both_addresses(
     assert line["message"] == "[Errno 104] Connection reset by peer"
     assert line["local"].startswith("127.0.0.1:")
     assert (line["kind"], line["v"], line["layer"], line["reused"]) == ("error", 1, "rest", False)
+    assert line["idle_s"] is None  # not reused: no idle time to speak of
     assert (line["test"], line["position"], line["attempt"]) == (None, None, 1)
 
 
@@ -640,6 +750,53 @@ def test_an_error_on_a_connection_that_carried_an_exchange_is_marked_reused(
     (line,) = children["http.client"].errors(ports["stale"])
     assert line["reused"] is True
     assert line["errno"] in {"REMOTE_CLOSED", "ECONNRESET", "EPIPE"}
+    assert line["idle_s"] is not None and line["idle_s"] >= 0
+
+
+def test_a_reused_connection_says_how_long_it_sat_idle(
+    children: dict[str, Child], ports: dict[str, int]
+) -> None:
+    (line,) = children["http.client"].errors(ports["idle"])
+    assert line["reused"] is True
+    # From the end of the first response to the first send of the second request.
+    assert 0.3 <= line["idle_s"] < 1.3
+
+
+def test_a_refused_first_address_of_a_fallback_is_not_recorded(
+    children: dict[str, Child], ports: dict[str, int]
+) -> None:
+    child = children["fallback"]
+    assert child.returncode == 0, child.stderr
+    assert child.report == {
+        "http.client": "ok",
+        "requests": "ok",
+        "httpx": "ok",
+        "both refuse": "ConnectionRefusedError",
+        "last": "ConnectionRefusedError",
+    }
+    # 127.0.0.2 refused every client first: no line, since 127.0.0.1 took the connection.
+    assert [e for e in child.errors() if not e["remote"].endswith(f":{ports['refused']}")] == []
+    # Real refusals are recorded: both addresses of the dual-stack name, then the last
+    # socket call of the process (held back, written at exit).
+    refused = [(e["op"], e["errno"], e["remote"]) for e in child.errors()]
+    assert refused == [
+        ("connect", "ECONNREFUSED", f"127.0.0.2:{ports['refused']}"),
+        ("connect", "ECONNREFUSED", f"127.0.0.1:{ports['refused']}"),
+        ("connect", "ECONNREFUSED", f"127.0.0.1:{ports['refused']}"),
+    ]
+
+
+def test_bookkeeping_that_fails_after_a_successful_call_changes_nothing_for_the_caller(
+    children: dict[str, Child],
+) -> None:
+    child = children["raw socket"]
+    assert child.returncode == 0, child.stderr
+    assert child.report == {
+        "connect": None,
+        "sent": len(b"GET / HTTP/1.1\r\n\r\n"),
+        "got": KEEP_ALIVE.decode(),
+        "connect_ex": 0,
+    }
 
 
 def test_requests_swallows_the_reset_but_the_ledger_keeps_it(
@@ -790,8 +947,14 @@ def test_every_attempt_is_a_testcase_and_only_the_last_one_counts(
     assert first[0]["readiness_attempt"] == "1"
     assert first[0]["readiness_outcome"] == "failed"
     assert first[0]["readiness_error"].startswith("ConnectionResetError: [Errno 104]")
-    assert first[1] == []  # no <failure>: pytest did not count it
+    assert first[1] == ["system-out"]  # no <failure>: pytest did not count it
     assert second == ({"readiness_attempt": "2"}, [])
+    # Why it ran again, for a reader who knows nothing of the properties.
+    output, none = junit_output(child, "test_resets_once")
+    assert output.startswith("readiness: attempt 1 failed:\n")
+    assert "Traceback" in output
+    assert "ConnectionResetError: [Errno 104] Connection reset by peer" in output
+    assert none == ""
     twice = junit_cases(child, "test_resets_twice")
     assert [props["readiness_attempt"] for props, _ in twice] == ["1", "2", "3"]
 
@@ -815,7 +978,7 @@ def test_when_the_retries_run_out_the_last_failure_stands(children: dict[str, Ch
     assert child.attempts("test_always_resets") == [(1, "failed", True), (2, "failed", False)]
     cases = junit_cases(child, "test_always_resets")
     assert [(props["readiness_attempt"], tags) for props, tags in cases] == [
-        ("1", []),
+        ("1", ["system-out"]),
         ("2", ["failure"]),
     ]
 
@@ -826,6 +989,43 @@ def test_a_failure_that_is_not_a_transport_error_is_not_retried(
     child = children["exhausted"]
     assert child.attempts("test_wrong_answer") == [(1, "failed", False)]
     assert [tags for _, tags in junit_cases(child, "test_wrong_answer")] == [["failure"]]
+
+
+def test_a_transport_error_the_test_handled_does_not_make_its_failure_retried(
+    children: dict[str, Child], ports: dict[str, int]
+) -> None:
+    child = children["exhausted"]
+    test = "test_handles_a_reset_then_gets_a_wrong_answer"
+    assert child.attempts(test) == [(1, "failed", False)]
+    # The reset is in the ledger all the same.
+    (reset,) = [e for e in child.errors(ports["reset"]) if e["test"].endswith(test)]
+    assert reset["errno"] == "ECONNRESET"
+
+
+def test_a_teardown_error_of_a_retried_attempt_stays_an_error(children: dict[str, Child]) -> None:
+    child = children["exhausted"]
+    test = "test_resets_once_and_its_teardown_breaks"
+    assert child.attempts(test) == [(1, "failed", True), (2, "passed", False)]
+    cases = junit_cases(child, test)
+    assert [tags for _, tags in cases] == [["error", "system-out"], []]
+    assert "1 error" in child.stdout.splitlines()[-1]
+    assert "ConnectionResetError" in junit_output(child, test)[0]
+
+
+def test_a_connect_failure_a_test_ends_with_is_written_before_its_test_line(
+    children: dict[str, Child], ports: dict[str, int]
+) -> None:
+    child = children["exhausted"]
+    test = "test_suite.py::test_handles_a_refusal"
+    kinds = [(line["kind"], line.get("remote")) for line in child.ledger if line["test"] == test]
+    assert kinds == [("error", f"127.0.0.1:{ports['refused']}"), ("test", None)]
+
+
+def test_the_backoff_doubles_up_to_a_bound() -> None:
+    policy = RetryPolicy(50, frozenset({"ECONNRESET"}), 5.0)
+    assert [backoff_s(policy, n) for n in (1, 2, 3, 4, 5)] == [5.0, 10.0, 20.0, 30.0, 30.0]
+    assert backoff_s(policy, 50) == 30.0
+    assert backoff_s(RetryPolicy(1, frozenset({"EPIPE"}), 0.01), 1) == 0.01
 
 
 def test_the_retry_policy_reads_the_layers_json() -> None:
@@ -844,9 +1044,17 @@ def test_a_unittest_run_names_the_test_in_its_lines(
     child = children["unittest"]
     assert child.returncode == 0, child.stderr
     (reset,) = child.errors(ports["reset"])
-    assert (reset["test"], reset["position"]) == ("test_units.Client.test_swallows_a_reset", 2)
+    assert (reset["test"], reset["position"]) == ("test_units.Client.test_swallows_a_reset", 3)
+    # A refused connect, the test's last socket call: written when the test stops.
+    refusal = [
+        (line["kind"], line.get("errno"))
+        for line in child.ledger
+        if line["test"] == "test_units.Client.test_swallows_a_refusal"
+    ]
+    assert refusal == [("error", "ECONNREFUSED"), ("test", None)]
     tests = [(t["test"], t["position"], t["outcome"]) for t in child.ledger if t["kind"] == "test"]
     assert tests == [
         ("test_units.Client.test_first", 1, "passed"),
-        ("test_units.Client.test_swallows_a_reset", 2, "passed"),
+        ("test_units.Client.test_swallows_a_refusal", 2, "passed"),
+        ("test_units.Client.test_swallows_a_reset", 3, "passed"),
     ]

@@ -8,17 +8,23 @@ keeps its position), writes one ``kind: test`` line per attempt, and records as
 not see.
 
 **Retries** (``READINESS_RETRY``, the layer's policy): an attempt whose setup or call
-failed while a transport error named in ``on`` was seen (by the recorder, or in the
-failure's exception chain) is run again in the same session, up to ``count`` more
-times, after ``backoff_s * 2 ** (attempt - 1)`` seconds. A failure only in teardown is
-not retried: the test itself passed. Every attempt is logged to pytest: a retried
-attempt's failed reports get the outcome ``rerun`` (as pytest-rerunfailures does), which
-neither pytest's exit status nor its JUnit XML count as a failure, and the user
-properties ``readiness_attempt``, ``readiness_outcome=failed`` and ``readiness_error``;
-the final attempt gets ``readiness_attempt``. JUnit XML then holds one ``<testcase>``
-per attempt (junitxml writes the testcase at the teardown report, with that report's
-properties, and starts a new one for the next attempt). Its ``<testsuite tests=...>``
-counts tests by outcome, so retried attempts are not in it.
+failed *with* a transport error named in ``on`` (in the failure's exception chain:
+causes, contexts, wrapped args) is run again in the same session, up to ``count`` more
+times, after ``backoff_s * 2 ** (attempt - 1)`` seconds, at most 30. Errors the recorder
+saw during the attempt do not count: a test that handled a reset, then failed an
+assertion, failed for its own reasons and would fail again. A failure only in teardown
+is not retried: the test itself passed. Every attempt is logged to pytest: the failed
+setup or call report of a retried attempt gets the outcome ``rerun`` (as
+pytest-rerunfailures does), which neither pytest's exit status nor its JUnit XML count
+as a failure (a teardown error of that attempt stays an error), and the user properties
+``readiness_attempt``, ``readiness_outcome=failed`` and ``readiness_error``; the final
+attempt gets ``readiness_attempt``. JUnit XML then holds one ``<testcase>`` per attempt
+(junitxml writes the testcase at the teardown report, with that report's properties, and
+starts a new one for the next attempt). Its ``<testsuite tests=...>`` counts tests by
+outcome, so retried attempts are not in it. So that a reader of the XML who knows
+nothing of these properties sees why an attempt that looks passed was run again, its
+failure's text goes into the teardown report as the section ``readiness: attempt N
+failed``, and from there into that testcase's ``<system-out>``.
 
 A fixture broader than a function belongs to no test: errors in its setup and
 teardown carry ``test: null``, although pytest runs them inside a test's setup/teardown.
@@ -44,6 +50,9 @@ from . import recorder
 from .recorder import state
 
 ERROR_LIMIT = 200
+BACKOFF_LIMIT_S = 30.0  # whatever the policy's backoff and count make of 2 ** attempt
+NOTE = "readiness: attempt {} failed"  # the section of a retried attempt's failure
+NOTE_PREFIX = NOTE.split("{", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,13 @@ class RetryPolicy:
     count: int
     on: frozenset[str]
     backoff_s: float
+
+
+def backoff_s(policy: RetryPolicy, attempt: int) -> float:
+    """The pause before the attempt after ``attempt``: exponential, but bounded (a count
+    of 10 with 1 s would otherwise sleep for 8.5 minutes before the last attempt)."""
+    exponent = min(max(attempt - 1, 0), 64)  # no float overflow, whatever the count
+    return min(BACKOFF_LIMIT_S, policy.backoff_s * 2.0**exponent)
 
 
 def retry_policy(text: str | None) -> RetryPolicy | None:
@@ -78,6 +94,9 @@ class _Run:
     retrying: bool = False  # the retry loop runs the protocol (and writes the test lines)
     # (when, outcome as made, duration) of each report of the current attempt
     log: list[tuple[str, str, float]] = field(default_factory=list)
+    # errno names in the exception chains of the current attempt's setup/call failures
+    failed_with: set[str] = field(default_factory=set)
+    config: pytest.Config | None = None
 
 
 _run = _Run()
@@ -85,6 +104,7 @@ _run = _Run()
 
 def pytest_configure(config: pytest.Config) -> None:
     state.pytest_active = True
+    _run.config = config
     _run.policy = retry_policy(os.environ.get("READINESS_RETRY"))
 
 
@@ -95,6 +115,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     try:
         return (yield)
     finally:
+        recorder.flush_held()
         state.end_test()
 
 
@@ -124,9 +145,12 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     try:
+        recorder.flush_held()  # the phase's connect failures, before its chain is read
         _run.log.append((report.when or "", report.outcome, report.duration))
         if report.failed and call.excinfo is not None:
-            _record_chain(call.excinfo.value)
+            names = _record_chain(call.excinfo.value)
+            if report.when in ("setup", "call"):
+                _run.failed_with |= names
         if report.when == "teardown" and not _run.retrying:
             recorder.record_test(_outcome(_run.log), False, _duration(_run.log))
             _run.log = []
@@ -142,12 +166,17 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
     return None
 
 
-def _record_chain(exc: BaseException) -> None:
-    """Transport errors in a failure's exception chain that this attempt did not record."""
+def _record_chain(exc: BaseException) -> set[str]:
+    """The transport errors in a failure's exception chain (what the test failed *with*);
+    those this attempt did not record yet are recorded from the test."""
+    names = set()
     for inner in recorder.exception_chain(exc):
         name = recorder.errno_name(inner)
-        if name is not None and name not in state.seen:
-            recorder.record_error("test", inner, name, source="test")
+        if name is not None:
+            names.add(name)
+            if name not in state.seen:
+                recorder.record_error("test", inner, name, source="test")
+    return names
 
 
 def _outcome(log: list[tuple[str, str, float]]) -> str:
@@ -174,7 +203,7 @@ def pytest_runtest_protocol_with_retries(
     try:
         attempt = 1
         while _attempt(item, nextitem, policy, attempt):
-            time.sleep(policy.backoff_s * 2 ** (attempt - 1))
+            time.sleep(backoff_s(policy, attempt))
             attempt += 1
             state.next_attempt(attempt)
     finally:
@@ -185,7 +214,7 @@ def pytest_runtest_protocol_with_retries(
 
 def _attempt(item: pytest.Item, nextitem: pytest.Item | None, policy: RetryPolicy, n: int) -> bool:
     """Setup, call and teardown of one attempt, each logged; True if it is to be retried."""
-    _run.log = []
+    _run.log, _run.failed_with = [], set()
     if n > 1:
         item._report_sections = []  # the earlier attempt's captured output
     request = hasattr(item, "_request")
@@ -197,16 +226,20 @@ def _attempt(item: pytest.Item, nextitem: pytest.Item | None, policy: RetryPolic
         if reports[0].passed and not item.config.getoption("setuponly", False):
             reports.append(call_and_report(item, "call", log=False))
         failed = any(report.failed for report in reports)
-        retry = failed and n <= policy.count and not state.seen.isdisjoint(policy.on)
+        retry = failed and n <= policy.count and not _run.failed_with.isdisjoint(policy.on)
         error = _short_error(reports) if retry else ""
-        _log(item, reports, n, retry, error)
+        note = (NOTE.format(n), _failure_text(reports)) if retry else None
+        _log(item, reports, n, retry, error)  # the failure becomes "rerun": read it before
         if retry:
             after = cast(pytest.Item, _Again(item))
         elif item.session.shouldfail or item.session.shouldstop:
             after = None
         else:
             after = nextitem
-        _log(item, [call_and_report(item, "teardown", log=False, nextitem=after)], n, retry, error)
+        teardown = call_and_report(item, "teardown", log=False, nextitem=after)
+        if note is not None:
+            teardown.sections.append(note)
+        _log(item, [teardown], n, retry, error)
     finally:
         if request:
             item._request = False  # type: ignore[attr-defined]
@@ -225,7 +258,7 @@ def _log(
     if retry:
         props += [("readiness_outcome", "failed"), ("readiness_error", error)]
     for report in reports:
-        if retry and report.failed:
+        if retry and report.failed and report.when != "teardown":
             report.outcome = "rerun"  # type: ignore[assignment]
         report.user_properties = [*report.user_properties, *props]
         item.ihook.pytest_runtest_logreport(report=report)
@@ -240,6 +273,59 @@ def _short_error(reports: list[pytest.TestReport]) -> str:
             lines = [line.strip() for line in text.splitlines() if line.strip()]
             return (lines[0] if lines else "")[:ERROR_LIMIT]
     return ""
+
+
+def _failure_text(reports: list[pytest.TestReport]) -> str:
+    """The whole failure of a retried attempt (its traceback), for the JUnit XML."""
+    return next((report.longreprtext for report in reports if report.failed), "")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> Generator[None, object, object]:
+    """Put a retried attempt's failure (its teardown report's ``readiness:`` section) into
+    that attempt's ``<testcase>`` as ``<system-out>``.
+
+    junitxml writes only ``Captured stdout`` sections there, and only when
+    ``junit_logging`` asks; so the element is added to the testcase once junitxml has
+    finished it (at the teardown report), last, whatever the settings. Here rather than
+    where the retry happens: with xdist, the controller writes the XML.
+    """
+    notes = [s for s in report.sections if s[0].startswith(NOTE_PREFIX)]
+    reporter = _junit_reporter(report) if notes and report.when == "teardown" else None
+    result = yield
+    if reporter is not None:
+        try:
+            _append_output(reporter, notes)
+        except Exception as exc:
+            recorder.complain(exc)
+    return result
+
+
+def _junit_reporter(report: pytest.TestReport) -> Any:
+    """junitxml's reporter of the report's testcase, or None without ``--junitxml``.
+    Taken before the report is logged: junitxml forgets it when it finishes the testcase."""
+    try:
+        from _pytest.junitxml import xml_key
+
+        xml = _run.config.stash.get(xml_key, None) if _run.config is not None else None
+        return None if xml is None else xml.node_reporter(report)
+    except Exception as exc:
+        recorder.complain(exc)
+        return None
+
+
+def _append_output(reporter: Any, notes: list[tuple[str, str]]) -> None:
+    """Add the notes to the finished ``<testcase>`` (its reporter's ``finalize`` left
+    only a ``to_xml`` giving the element); an unfinished one is left alone."""
+    from xml.etree import ElementTree
+
+    from _pytest.junitxml import bin_xml_escape
+
+    testcase = vars(reporter).get("to_xml", lambda: None)()
+    if getattr(testcase, "tag", None) != "testcase":
+        return
+    output = ElementTree.SubElement(testcase, "system-out")
+    output.text = bin_xml_escape("\n".join(f"{title}:\n{text}" for title, text in notes))
 
 
 class _Again:

@@ -21,17 +21,25 @@ hang state on) but supports weak references. State lives in a dict keyed by ``id
 removed by a weakref callback when the socket dies; the happy path is one dict lookup
 per call. Addresses are cached once per connection so they are known after a failure.
 
+Two things a socket call alone does not tell, and the recorder works out: whether a
+refused connect was only the first address ``create_connection`` tried (it is held back
+until the thread's next socket call shows it; see "failed connects held back" below),
+and how long a reused keep-alive connection sat idle before the exchange that failed
+(``idle_s``: a stale connection is one that waited past the server's keep-alive timeout).
+
 Nothing here may raise into the user's code: every failure of the recorder itself is
 swallowed and at most one line is written to stderr.
 """
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import sys
 import time
 import weakref
+from _thread import get_ident
 from functools import partial
 
 TYPE_CHECKING = False
@@ -154,30 +162,51 @@ def _common(kind: str) -> dict[str, Any]:
     }
 
 
-def record_error(
+def error_line(
     op: str,
     exc: BaseException,
     name: str,
-    local: str | None = None,
-    remote: str | None = None,
+    where: tuple[str | None, str | None] = (None, None),
     reused: bool = False,
     source: str = "socket",
-) -> None:
-    """One ``kind: error`` line; the name counts as seen in the current attempt."""
-    state.seen.add(name)
-    message = str(exc).replace("\n", " ")[:MESSAGE_LIMIT]
+    idle_s: float | None = None,
+) -> dict[str, Any]:
+    """One ``kind: error`` line, made when the error happens (its time, its test) but
+    written by :func:`emit`: a failed connect is held back until it is known not to be
+    a fallback (see :func:`_hold`). ``where``: the client's and the server's addresses."""
     line = _common("error")
     line.update(
         op=op,
         errno=name,
         exception=type(exc).__name__,
-        message=message,
-        local=local,
-        remote=remote,
+        message=str(exc).replace("\n", " ")[:MESSAGE_LIMIT],
+        local=where[0],
+        remote=where[1],
         reused=reused,
         source=source,
+        idle_s=None if idle_s is None else round(idle_s, 6),
     )
+    return line
+
+
+def emit(line: dict[str, Any]) -> None:
+    """Write an error line; its errno counts as seen in the current attempt (the plugin
+    then does not record the same error again from the failure's exception chain)."""
+    state.seen.add(line["errno"])
     write(line)
+
+
+def record_error(
+    op: str,
+    exc: BaseException,
+    name: str,
+    where: tuple[str | None, str | None] = (None, None),
+    reused: bool = False,
+    source: str = "socket",
+    idle_s: float | None = None,
+) -> None:
+    """One ``kind: error`` line, written now."""
+    emit(error_line(op, exc, name, where, reused, source, idle_s))
 
 
 def record_test(outcome: str, retry: bool, duration_s: float) -> None:
@@ -237,20 +266,30 @@ def address(value: object) -> str | None:
 
 
 class Conn:
-    """What the recorder keeps per socket: its addresses and how far its exchange got.
+    """What the recorder keeps per socket: its addresses and how far its exchanges got.
 
     ``phase``: 0 nothing yet, 1 sent, 2 sent then received data (one exchange), 3 sent
-    again after that: the connection is being reused (the stale keep-alive signature).
+    again after that: the connection is being reused (the stale keep-alive signature),
+    4 received data on the reused connection (the next send starts another exchange).
+    ``last_data``: when (monotonic) a recv last returned data, the end of an exchange as
+    far as a socket can tell. ``idle``: on a reused connection, the seconds from the end
+    of the previous exchange to the first send of the current one. A server closes an
+    idle keep-alive connection only after its keep-alive timeout: a reset after a real
+    wait is a stale connection, one after none is something else.
     """
 
-    __slots__ = ("local", "phase", "ref", "remote")
+    __slots__ = ("idle", "last_data", "local", "phase", "ref", "remote")
 
     def __init__(self, ref: weakref.ref[Any], local: str | None, remote: str | None) -> None:
         self.ref, self.local, self.remote, self.phase = ref, local, remote, 0
+        self.last_data: float | None = None
+        self.idle: float | None = None
 
 
 _conns: dict[int, Conn] = {}
-_SEND_PHASE = (1, 1, 3, 3)
+_SEND_PHASE = (1, 1, 3, 3, 3)
+_RECV_PHASE = (0, 2, 2, 4, 4)  # data before any send (a server's greeting) changes nothing
+_NEW_EXCHANGE = (2, 4)  # a send in these phases is the first of a new exchange
 _MARK = "_readiness_ledger_recorded"
 
 
@@ -276,8 +315,78 @@ def _ask(getter: Callable[[], object]) -> str | None:
         return None
 
 
+def _since(when: float | None) -> float | None:
+    return None if when is None else time.monotonic() - when
+
+
+def _reuse(conn: Conn | None, op: str) -> tuple[bool, float | None]:
+    """Whether a failed call belongs to a reused connection's exchange, and how long the
+    connection sat idle before that exchange (None: not reused, or not known)."""
+    if conn is None or op == "connect":
+        return False, None
+    if op == "send" and conn.phase in _NEW_EXCHANGE:  # it was to start the new exchange
+        return True, _since(conn.last_data)
+    if conn.phase >= 3:
+        return True, conn.idle
+    return False, None
+
+
+# --- failed connects held back ----------------------------------------------------------
+#
+# socket.create_connection (urllib3's and httpcore's too) tries every address the
+# resolver gives: with ``localhost`` and a server on 127.0.0.1 only, each connection is
+# refused on ::1 first, then made on 127.0.0.1. That refusal is no failure of the test.
+# So a failed connect is held back, per thread, and dropped if the thread's next socket
+# call is a successful connect to the same port; it is written at the thread's next
+# other socket call, when the test ends (the plugin: at the end of each of its phases;
+# unittest: when it stops) or at exit, whichever comes first. The price: another thread
+# caught between its two connects just then has its fallback written (microseconds).
+
+_held: dict[int, tuple[object, dict[str, Any]]] = {}  # thread -> (port tried, line)
+
+
+def _port(target: object) -> object:
+    """The port a connect tried: a fallback tries other addresses, never another port."""
+    return target[1] if isinstance(target, tuple) and len(target) >= 2 else None
+
+
+def _hold(line: dict[str, Any], port: object) -> None:
+    """Keep a failed connect's line until this thread's next socket call tells whether
+    it was a fallback (see above)."""
+    release(_held.pop(get_ident(), None))
+    _held[get_ident()] = (port, line)
+
+
+def _take_held() -> tuple[object, dict[str, Any]] | None:
+    """This thread's held-back connect failure, taken out (the caller decides)."""
+    return _held.pop(get_ident(), None)
+
+
+def release(held: tuple[object, dict[str, Any]] | None) -> None:
+    """Write a held-back line (never raises). One held before a fork, by the parent, is
+    the parent's to write: the child drops it."""
+    if held is None:
+        return
+    try:
+        if held[1]["pid"] == os.getpid():
+            emit(held[1])
+    except Exception as exc:
+        complain(exc)
+
+
+def flush_held() -> None:
+    """Write what every thread holds back: a test ends (its lines go before its ``kind:
+    test`` line and before the plugin reads its failure), or the interpreter exits."""
+    for key in list(_held):
+        release(_held.pop(key, None))
+
+
+atexit.register(flush_held)
+
+
 def _failed(sock: Any, op: str, exc: BaseException, remote: object = None) -> None:
-    """A socket call raised: record it if it is a connection error not yet recorded."""
+    """A socket call raised: record it if it is a connection error not yet recorded (a
+    failed connect is held back)."""
     try:
         name = errno_name(exc)
         if name is None or getattr(exc, _MARK, False):
@@ -286,25 +395,80 @@ def _failed(sock: Any, op: str, exc: BaseException, remote: object = None) -> No
         conn = _conns.get(id(sock))
         local = (conn.local if conn else None) or _ask(sock.getsockname)
         peer = address(remote) or (conn.remote if conn else None) or _ask(sock.getpeername)
-        phase = conn.phase if conn else 0
-        reused = phase >= 2 if op == "send" else phase == 3
-        record_error(op, exc, name, local, peer, reused, "socket")
+        reused, idle = _reuse(conn, op)
+        line = error_line(op, exc, name, (local, peer), reused, "socket", idle)
+        if op == "connect":
+            _hold(line, _port(remote))
+        else:
+            emit(line)
     except Exception as error:
         complain(error)
+
+
+# The bookkeeping after a successful call: each catches everything, so that the call
+# returns exactly what the unwrapped method returned (a bare ``_socket.socket`` passed
+# to ``socket.socket.send`` cannot even be weakly referenced).
+
+
+def _sent(sock: Any) -> None:
+    try:
+        conn = _conns.get(id(sock)) or _track(sock)
+        if conn.phase in _NEW_EXCHANGE:
+            conn.idle = _since(conn.last_data)
+        conn.phase = _SEND_PHASE[conn.phase]
+    except Exception as exc:
+        complain(exc)
+
+
+def _received(sock: Any) -> None:
+    try:
+        conn = _conns.get(id(sock))
+        if conn is not None:
+            conn.last_data = time.monotonic()
+            conn.phase = _RECV_PHASE[conn.phase]
+    except Exception as exc:
+        complain(exc)
+
+
+def _connected(sock: Any, target: object, held: tuple[object, dict[str, Any]] | None) -> None:
+    """A connect succeeded: a new connection. A failure this thread held back, to the
+    same port, was an address tried before this one: dropped."""
+    try:
+        if held is not None and (held[0] is None or held[0] != _port(target)):
+            release(held)
+        _conns.pop(id(sock), None)  # a reconnect starts a new connection
+        _track(sock)
+    except Exception as exc:
+        complain(exc)
+
+
+def _connect_ex_done(
+    sock: Any, target: object, code: object, held: tuple[object, dict[str, Any]] | None
+) -> None:
+    """``connect_ex`` returns its error: a code of a connection error is a failed connect
+    (held back like one); 0 a connection; anything else (EINPROGRESS) neither."""
+    try:
+        if code == 0:
+            _connected(sock, target, held)
+            return
+        release(held)
+        if isinstance(code, int) and code in CONNECTION_ERRNOS:
+            _failed(sock, "connect", OSError(code, os.strerror(code)), target)
+    except Exception as exc:
+        complain(exc)
 
 
 def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
     def send(self: Any, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True  # pytest shows the user's frames, not the recorder's
+        if _held:
+            release(_take_held())
         try:
             result = original(self, *args, **kwargs)
         except OSError as exc:
             _failed(self, "send", exc)
             raise
-        conn = _conns.get(id(self))
-        if conn is None:
-            conn = _track(self)
-        conn.phase = _SEND_PHASE[conn.phase]
+        _sent(self)
         return result
 
     return send
@@ -313,15 +477,15 @@ def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_recv(original: Callable[..., Any]) -> Callable[..., Any]:
     def recv(self: Any, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
+        if _held:
+            release(_take_held())
         try:
             result = original(self, *args, **kwargs)
         except OSError as exc:
             _failed(self, "recv", exc)
             raise
         if result:
-            conn = _conns.get(id(self))
-            if conn is not None and conn.phase == 1:
-                conn.phase = 2
+            _received(self)
         return result
 
     return recv
@@ -330,13 +494,15 @@ def _wrap_recv(original: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_connect(original: Callable[..., Any]) -> Callable[..., Any]:
     def connect(self: Any, address: Any, *args: Any) -> Any:
         __tracebackhide__ = True
+        held = _take_held() if _held else None
         try:
             result = original(self, address, *args)
-        except OSError as exc:
-            _failed(self, "connect", exc, address)
+        except BaseException as exc:
+            release(held)
+            if isinstance(exc, OSError):
+                _failed(self, "connect", exc, address)
             raise
-        _conns.pop(id(self), None)  # a reconnect starts a new connection
-        _track(self)
+        _connected(self, address, held)
         return result
 
     return connect
@@ -345,12 +511,13 @@ def _wrap_connect(original: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_connect_ex(original: Callable[..., Any]) -> Callable[..., Any]:
     def connect_ex(self: Any, address: Any, *args: Any) -> Any:
         __tracebackhide__ = True
-        code = original(self, address, *args)
-        if code in CONNECTION_ERRNOS:
-            _failed(self, "connect", OSError(code, os.strerror(code)), address)
-        elif code == 0:
-            _conns.pop(id(self), None)
-            _track(self)
+        held = _take_held() if _held else None
+        try:
+            code = original(self, address, *args)
+        except BaseException:
+            release(held)
+            raise
+        _connect_ex_done(self, address, code, held)
         return code
 
     return connect_ex
@@ -415,8 +582,8 @@ def _remote_closed(sock: Any, exc: BaseException) -> None:
             return
         setattr(exc, _MARK, True)
         conn = _conns.get(id(sock)) if sock is not None else None
-        local, remote = (conn.local, conn.remote) if conn else (None, None)
-        reused = conn is not None and conn.phase == 3
-        record_error("response", exc, "REMOTE_CLOSED", local, remote, reused, "http.client")
+        where = (conn.local, conn.remote) if conn else (None, None)
+        reused, idle = _reuse(conn, "response")
+        record_error("response", exc, "REMOTE_CLOSED", where, reused, "http.client", idle)
     except Exception as error:
         complain(error)
