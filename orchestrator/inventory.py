@@ -121,6 +121,11 @@ class Application:
     client_source: str
     client_requirements: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    # gunicorn only: how it takes connections (threads 1 = sync workers; backlog None =
+    # gunicorn's own 2048). A serial server with a small backlog is what overflows.
+    server_workers: int = 2
+    server_threads: int = 4
+    server_backlog: int | None = None
 
 
 @dataclass(frozen=True)
@@ -551,7 +556,7 @@ def _application(top: Section, path: Path) -> Application:
         raise s.error("settings", f"is not a Python module name: {shown(settings)}")
     requirements = _requirement_files(s, "requirements", source, s.string_list("requirements"))
     fixtures = _fixtures(s, source)
-    mode, port, health = _server(s.section("server"))
+    server = _server(s.section("server"))
     client_source, client_reqs = _client(s.section("client"), source, requirements)
     env = _env(s)
     s.finish()
@@ -560,12 +565,15 @@ def _application(top: Section, path: Path) -> Application:
         settings=settings,
         requirements=requirements,
         fixtures=fixtures,
-        server_mode=mode,
-        server_port=port,
-        health_path=health,
+        server_mode=server.mode,
+        server_port=server.port,
+        health_path=server.health,
         client_source=client_source,
         client_requirements=client_reqs,
         env=env,
+        server_workers=server.workers,
+        server_threads=server.threads,
+        server_backlog=server.backlog,
     )
 
 
@@ -660,10 +668,21 @@ def _fixtures(s: Section, source: Path) -> tuple[str, ...]:
     return fixtures
 
 
-def _server(server: Section | None) -> tuple[str, int, str]:
-    """The application server's mode, port and health path (``application.server``)."""
+@dataclass(frozen=True)
+class _Server:
+    mode: str = "testserver"
+    port: int = 8000
+    health: str = "/"
+    workers: int = 2
+    threads: int = 4
+    backlog: int | None = None
+
+
+def _server(server: Section | None) -> _Server:
+    """The application server (``application.server``): mode, port, health path, and for
+    gunicorn its workers, threads and listen backlog."""
     if server is None:
-        return "testserver", 8000, "/"
+        return _Server()
     mode = server.choice("mode", SERVER_MODES, "testserver")
     port = server.get("port", int, 8000)
     if not 1024 <= port <= 65535:
@@ -671,8 +690,16 @@ def _server(server: Section | None) -> tuple[str, int, str]:
     health = server.get("health", str, "/")
     if not _HEALTH.fullmatch(health):
         raise server.error("health", f"must be a URL path starting with '/': {shown(health)}")
+    tuning = {}
+    for key, default, top in (("workers", 2, 64), ("threads", 4, 256), ("backlog", None, 65535)):
+        value = server.optional(key, int)
+        if value is not None and mode != "gunicorn":
+            raise server.error(key, "is a gunicorn setting: set mode: gunicorn, or remove it")
+        if value is not None and not 1 <= value <= top:
+            raise server.error(key, f"must be between 1 and {top}")
+        tuning[key] = default if value is None else value
     server.finish()
-    return mode, port, health
+    return _Server(mode, port, health, **tuning)  # type: ignore[arg-type]
 
 
 def _client(

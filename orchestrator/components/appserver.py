@@ -38,6 +38,7 @@ class DjangoServer:
     # calls its own supplier) would deadlock a single synchronous worker.
     workers: int = 2
     threads: int = 4
+    backlog: int | None = None  # gunicorn's listen backlog (None: its default, 2048)
 
     @property
     def hostport(self) -> str:

@@ -14,6 +14,7 @@ Run by ``make lint`` as ``python -m orchestrator.scripts`` and by tests/unit/tes
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -78,6 +79,9 @@ def _component_samples() -> dict[str, str]:
             "testserver", "10.0.0.2", ("fixtures/known.json", f"odd {HOSTILE}.json")
         ).start_script(),
         "appserver.start_script[gunicorn]": server("gunicorn", "fd00::2", ()).start_script(),
+        "appserver.start_script[gunicorn serial]": dataclasses.replace(
+            server("gunicorn", "10.0.0.2", ()), workers=1, threads=1, backlog=10
+        ).start_script(),
         "appserver.stop_script": appserver.stop_script(LAYOUT),
         "deploy.stray_kill_script": deploy.stray_kill_script(LAYOUT),
         "mariadb.start_script": mariadb.start_script(user_instance),

@@ -118,6 +118,9 @@ def _app_server(ctx: Context, name: str) -> DjangoServer:
         fixtures=app.fixtures,
         health_path=app.health_path,
         env=app.env,
+        workers=app.server_workers,
+        threads=app.server_threads,
+        backlog=app.server_backlog,
     )
 
 

@@ -599,3 +599,29 @@ def test_an_unreadable_include_is_named_by_its_file_and_line_only(tmp_path: Path
     assert str(info.value) == (
         f"cannot read the file included at {requirements}, line 2 (invalid path)"
     )
+
+
+def test_gunicorn_may_be_made_a_serial_server_with_a_small_backlog(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    text = SINGLE.replace(
+        "  client:", "  server: {mode: gunicorn, workers: 1, threads: 1, backlog: 10}\n  client:"
+    )
+    app = load_inventory(write_yaml("i.yaml", text)).application
+    assert (app.server_workers, app.server_threads, app.server_backlog) == (1, 1, 10)
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ("{mode: testserver, workers: 1}", "is a gunicorn setting"),
+        ("{mode: gunicorn, backlog: 0}", "must be between 1 and 65535"),
+        ("{mode: gunicorn, threads: 1000}", "must be between 1 and 256"),
+    ],
+)
+def test_gunicorn_settings_are_checked(
+    app_dir: Path, write_yaml: Write, server: str, message: str
+) -> None:
+    text = SINGLE.replace("  client:", f"  server: {server}\n  client:")
+    with pytest.raises(ConfigError, match=message):
+        load_inventory(write_yaml("i.yaml", text))

@@ -9,6 +9,8 @@
 /noread        POST: 200 without reading the body. gunicorn closes the connection with the
                body unread (RST, which `requests` swallows); the dev server drains the
                body itself (no RST).
+/slow?s=0.3    GET: sleeps s seconds (at most 5), then 200: a serial server's burst (the
+               accept queue overflows behind it, FINDINGS 1a/1b).
 /linger0-once  The first call per server (per testserver process, or per gunicorn
                arbiter whatever the worker) aborts the connection: SO_LINGER {1, 0} and
                close, an RST. Every later call: 200 "linger0-once: second call". Works
@@ -45,6 +47,15 @@ def health(request: HttpRequest) -> JsonResponse:
         cursor.execute("SELECT 1")
         cursor.fetchone()
     return JsonResponse({"status": "ok", "database": connection.vendor})
+
+
+def slow(request: HttpRequest) -> HttpResponse:
+    try:
+        seconds = min(max(float(request.GET.get("s", "0.3")), 0.0), 5.0)
+    except ValueError:
+        seconds = 0.3
+    time.sleep(seconds)
+    return HttpResponse(f"slept {seconds}\n".encode())
 
 
 def ok(request: HttpRequest) -> HttpResponse:
