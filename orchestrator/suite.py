@@ -112,6 +112,11 @@ class Suite:
 
 def resolve(name_or_path: str, *, root: Path, relative_to: Path | None = None) -> Path:
     """A suite given as a name in ``root/suites`` or as a path (relative to the inventory)."""
+    if not name_or_path.isprintable():  # a YAML value folded over lines, a stray control
+        raise ConfigError(
+            f"{shown(name_or_path)} is neither a suite name nor a path to a file: it holds a "
+            "line break or another control character"
+        )
     if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
         path = expand_user(name_or_path)
         if not path.is_absolute() and relative_to is not None:

@@ -550,12 +550,20 @@ def _fingerprint(key: Any) -> str:
     return base64.b64encode(digest).decode().rstrip("=")
 
 
+# How long data sent to a host may stay unacknowledged before the connection is dead.
+USER_TIMEOUT_MS = 30_000
+
+
 def _detect_dead_peers(transport: Any) -> None:
     """A host that vanishes without a reset must not hang a layer until its timeout.
 
     TCP keepalive probes after 10 s of silence, every 5 s, 3 times: a dead peer closes
     the connection within ~25 s, the channel sees it, and the call fails with a
-    HostError instead of waiting for a timeout that may be hours away.
+    HostError instead of waiting for a timeout that may be hours away. Keepalive covers
+    an idle connection only: when the host vanishes with data of ours in flight (SSH's
+    window adjustments while a layer prints), TCP retransmits for ~15 minutes
+    (tcp_retries2) unless ``TCP_USER_TIMEOUT`` bounds how long sent data may stay
+    unacknowledged: 30 s, the same order as the keepalive's.
     """
     import socket
 
@@ -567,6 +575,7 @@ def _detect_dead_peers(transport: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 5)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
     except (OSError, AttributeError):
         pass  # not a TCP socket (a proxy command): keep the default behaviour
 

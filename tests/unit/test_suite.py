@@ -137,3 +137,10 @@ def test_suite_names_are_matched_whole(tmp_path: Path) -> None:
         resolve("broker\n", root=tmp_path)
     with pytest.raises(ConfigError, match="user this machine does not know"):
         resolve("~nosuchuser-rdy/s.yaml", root=tmp_path)
+
+
+def test_a_suite_path_with_a_line_break_is_refused_on_one_line(tmp_path: Path) -> None:
+    # YAML folds a plain value over lines: "suite: ./suite.yaml\n\n  - " is "./suite.yaml\n-".
+    with pytest.raises(ConfigError) as caught:
+        resolve("./suite.yaml\n-", root=tmp_path, relative_to=tmp_path)
+    assert "\n" not in str(caught.value) and "line break" in str(caught.value)

@@ -419,3 +419,17 @@ def test_local_run_waits_for_a_script_that_closed_its_output(local: LocalTranspo
     assert (result.exit_code, result.stdout, result.timed_out) == (4, "before\n", False)
     late = local.run("exec >/dev/null 2>&1; sleep 60", timeout=0.5)
     assert late.timed_out and late.duration_s < 5
+
+
+def test_a_host_that_vanishes_is_detected_whether_the_connection_is_idle_or_busy() -> None:
+    """Keepalive for an idle connection; a bound on unacknowledged data for a busy one."""
+    import socket
+    from types import SimpleNamespace
+
+    from orchestrator.transport import USER_TIMEOUT_MS, _detect_dead_peers
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        _detect_dead_peers(SimpleNamespace(sock=sock))
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == USER_TIMEOUT_MS
