@@ -92,47 +92,41 @@ def test_all_layers_pass_in_order_and_the_run_is_ready(
     assert any("rest" in line and "passed" in line for line in lines)
 
 
+TEST = "it/t.py::a"
+
+
+def ledger_line(kind: str, position: int, at: float, attempt: int = 1, **fields: object) -> str:
+    """One line as the ledger hook writes it; an error line is a reset of the server's."""
+    if kind == "error":
+        fields = {
+            "op": "recv",
+            "errno": "ECONNRESET",
+            "exception": "ConnectionResetError",
+            "message": "x",
+            "local": "10.0.0.2:41000",
+            "remote": "10.0.0.2:8000",
+            "reused": False,
+            "source": "socket",
+            **fields,
+        }
+    base = {"v": 1, "pid": 9, "test": TEST, "position": position, "attempt": attempt}
+    return json.dumps({**base, "kind": kind, "at": at, **fields}) + "\n"
+
+
+def attempt_line(position: int, at: float, attempt: int, outcome: str, retry: bool) -> str:
+    return ledger_line("test", position, at, attempt, outcome=outcome, retry=retry, duration_s=0.1)
+
+
 class RetriedOnce(JunitEverywhere):
     """The rest layer's ledger: one test reset by the server, passed on its retry."""
 
     def get(self, remote_path: str) -> bytes:
         if remote_path.endswith("/rest.ledger.jsonl"):
-            base = {"v": 1, "pid": 9, "layer": "rest", "test": "it/t.py::a", "position": 1}
-            lines = [
-                {
-                    **base,
-                    "kind": "error",
-                    "at": 1.0,
-                    "attempt": 1,
-                    "op": "recv",
-                    "errno": "ECONNRESET",
-                    "exception": "ConnectionResetError",
-                    "message": "x",
-                    "local": "10.0.0.2:41000",
-                    "remote": "10.0.0.2:8000",
-                    "reused": False,
-                    "source": "socket",
-                },
-                {
-                    **base,
-                    "kind": "test",
-                    "at": 1.1,
-                    "attempt": 1,
-                    "outcome": "failed",
-                    "retry": True,
-                    "duration_s": 0.1,
-                },
-                {
-                    **base,
-                    "kind": "test",
-                    "at": 1.3,
-                    "attempt": 2,
-                    "outcome": "passed",
-                    "retry": False,
-                    "duration_s": 0.1,
-                },
-            ]
-            return "".join(json.dumps(line) + "\n" for line in lines).encode()
+            return (
+                ledger_line("error", 1, 1.0)
+                + attempt_line(1, 1.1, 1, "failed", retry=True)
+                + attempt_line(1, 1.3, 2, "passed", retry=False)
+            ).encode()
         return super().get(remote_path)
 
 
@@ -164,34 +158,10 @@ class FlakyRest(JunitEverywhere):
         name = remote_path.rsplit("/", 1)[-1]
         if name.startswith("rest") and name.endswith(".ledger.jsonl"):
             flaky = name == "rest.2.ledger.jsonl"
-            base = {"v": 1, "pid": 9, "test": "it/t.py::a", "position": 4, "attempt": 1}
-            lines = [
-                {
-                    **base,
-                    "kind": "test",
-                    "at": 1.0,
-                    "retry": False,
-                    "duration_s": 0.1,
-                    "outcome": "failed" if flaky else "passed",
-                }
-            ]
+            text = attempt_line(4, 1.0, 1, "failed" if flaky else "passed", retry=False)
             if flaky:
-                lines.append(
-                    {
-                        **base,
-                        "kind": "error",
-                        "at": 0.9,
-                        "op": "recv",
-                        "errno": "ECONNRESET",
-                        "exception": "ConnectionResetError",
-                        "message": "x",
-                        "local": "10.0.0.2:41000",
-                        "remote": "10.0.0.2:8000",
-                        "reused": False,
-                        "source": "socket",
-                    }
-                )
-            return "".join(json.dumps(line) + "\n" for line in lines).encode()
+                text += ledger_line("error", 4, 0.9)
+            return text.encode()
         return super().get(remote_path)
 
 
