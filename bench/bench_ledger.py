@@ -24,7 +24,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.ledger_hook import build_wheel  # noqa: E402
+from tests.hookvenv import venv_with_hook  # noqa: E402
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
@@ -113,20 +112,7 @@ def serve() -> int:
 
 def make_venv(root: Path) -> Path:
     """A venv with the hook's wheel installed by pip; this project's packages behind it."""
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    wheel = build_wheel(root / "wheels")
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check"]
-    subprocess.run([*pip, "install", "-q", "--no-index", "--no-deps", str(wheel)], check=True)
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    (Path(purelib) / "zz_project.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    return python
+    return venv_with_hook(root, see_project=True)
 
 
 def environment(ledger: Path | None) -> dict[str, str]:

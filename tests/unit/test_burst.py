@@ -27,13 +27,13 @@ import pytest
 from orchestrator.exceptions import ConfigError
 from orchestrator.layers import LayerOutcome, burst_command, parse_burst, run_layer, with_burst_path
 from orchestrator.layout import Layout
-from orchestrator.ledger_hook import build_wheel
 from orchestrator.record import BurstRecord, RunRecord
 from orchestrator.report import render_index, render_run
 from orchestrator.scripts import source
 from orchestrator.store import RunStore
 from orchestrator.suite import Burst, Layer, load_suite
 from orchestrator.transport import FakeTransport
+from tests.hookvenv import venv_with_hook
 
 Write = Callable[[str, str], Path]
 
@@ -181,14 +181,7 @@ def test_a_probe_that_cannot_run_says_why_and_exits_non_zero() -> None:
 @pytest.fixture(scope="module")
 def hooked_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A fresh venv with only the ledger hook installed, by pip as on a host."""
-    root = tmp_path_factory.mktemp("burst-hook")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    wheel = build_wheel(root / "wheels")
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check"]
-    subprocess.run([*pip, "install", "-q", "--no-index", "--no-deps", str(wheel)], check=True)
-    return str(python)
+    return str(venv_with_hook(tmp_path_factory.mktemp("burst-hook")))
 
 
 def test_the_ledger_hook_records_the_probes_errors_in_isolated_mode(

@@ -17,8 +17,6 @@ import os
 import socket
 import struct
 import subprocess
-import sys
-import sysconfig
 import textwrap
 import threading
 import zipfile
@@ -35,6 +33,7 @@ from orchestrator.evidence import TRANSPORT_ERRNOS
 from orchestrator.ledger_hook import PTH, WHEEL_NAME, build_wheel, source_digest, wheel_bytes
 from orchestrator.ledger_hook.readiness_ledger import recorder
 from orchestrator.ledger_hook.readiness_ledger.plugin import RetryPolicy, backoff_s, retry_policy
+from tests.hookvenv import venv_with_hook
 
 KEEP_ALIVE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CLOSING = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
@@ -146,21 +145,7 @@ def ports() -> Iterator[dict[str, int]]:
 def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with only the hook's wheel installed, by pip as on a host; it sees
     this project's packages (requests, httpx, pytest) after its own."""
-    root = tmp_path_factory.mktemp("hook")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    interpreter = venv / "bin" / "python"
-    pip = [sys.executable, "-m", "pip", "--python", str(interpreter), "--disable-pip-version-check"]
-    wheel = build_wheel(root / "wheels")
-    subprocess.run([*pip, "install", "-q", "--no-index", "--no-deps", str(wheel)], check=True)
-    purelib = subprocess.run(
-        [str(interpreter), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    (Path(purelib) / "zz_project.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    return interpreter
+    return venv_with_hook(tmp_path_factory.mktemp("hook"), see_project=True)
 
 
 @dataclass
