@@ -854,6 +854,33 @@ def test_addresses_are_addr_port_with_ipv6_in_brackets() -> None:
     assert recorder.address(("0.0.0.0", 0)) is None
 
 
+class ResetBeforeAsked:
+    """A socket whose connect succeeded and whose reset came in before the recorder
+    looked: the kernel no longer gives its peer (ENOTCONN), only its own address."""
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("10.0.0.2", 40000)
+
+    def getpeername(self) -> tuple[str, int]:
+        raise OSError(107, "Transport endpoint is not connected")
+
+
+def test_a_reset_right_after_the_handshake_still_names_the_server_it_came_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written: list[dict[str, Any]] = []
+    monkeypatch.setattr(recorder, "write", written.append)
+    sock = ResetBeforeAsked()
+    recorder._connected(sock, ("10.0.0.1", 8000), None)
+    recorder._failed(sock, "recv", ConnectionResetError(104, "Connection reset by peer"))
+    (line,) = written
+    assert (line["errno"], line["local"], line["remote"]) == (
+        "ECONNRESET",
+        "10.0.0.2:40000",
+        "10.0.0.1:8000",
+    )
+
+
 def test_only_connection_level_errors_have_a_name() -> None:
     assert recorder.errno_name(ConnectionResetError(104, "reset")) == "ECONNRESET"
     assert recorder.errno_name(TimeoutError("timed out")) == "ETIMEDOUT"

@@ -293,13 +293,19 @@ _NEW_EXCHANGE = (2, 4)  # a send in these phases is the first of a new exchange
 _MARK = "_readiness_ledger_recorded"
 
 
-def _track(sock: Any) -> Conn:
-    """The socket's state, made on first sight with its addresses (one syscall each)."""
+def _track(sock: Any, target: object = None) -> Conn:
+    """The socket's state, made on first sight with its addresses (one syscall each).
+
+    ``target``: the address a connect was just made to. A reset can arrive between the
+    connect and this call (a server answering an accept-queue overflow resets right
+    after the handshake): the socket is closed by then and ``getpeername`` fails, but
+    the connection's remote end is still the one it was made to."""
     key = id(sock)
     conn = _conns.get(key)
     if conn is None:
         ref = weakref.ref(sock, partial(_forget, key))
-        conn = Conn(ref, _ask(sock.getsockname), _ask(sock.getpeername))
+        remote = _ask(sock.getpeername) or address(target)
+        conn = Conn(ref, _ask(sock.getsockname), remote)
         _conns[key] = conn
     return conn
 
@@ -437,7 +443,7 @@ def _connected(sock: Any, target: object, held: tuple[object, dict[str, Any]] | 
         if held is not None and (held[0] is None or held[0] != _port(target)):
             release(held)
         _conns.pop(id(sock), None)  # a reconnect starts a new connection
-        _track(sock)
+        _track(sock, target)
     except Exception as exc:
         complain(exc)
 
