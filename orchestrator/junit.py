@@ -8,6 +8,8 @@ hosts, so a file that is missing or not XML is reported as such, never raised.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,68 @@ class JUnitError(ValueError):
     """The file is not JUnit XML we can read; the message names the file."""
 
 
+def parse_root(text: bytes | str, *, source: str = "<junit>") -> ET.Element:
+    """The root of a JUnit XML document, checked to be one; the one parse that both the
+    counts and the test cases (:mod:`orchestrator.testcases`) read from."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as err:
+        raise JUnitError(f"{source}: not valid JUnit XML ({err})") from None
+    if root.tag not in ("testsuites", "testsuite"):
+        raise JUnitError(f"{source}: root element is <{root.tag}>, not <testsuites>/<testsuite>")
+    return root
+
+
+# The property the ledger hook (readiness_ledger) puts on an attempt it re-ran, and the
+# one with each attempt's number (on every attempt of a test under a retry policy).
+RETRIED_PROPERTY = "readiness_outcome"
+ATTEMPT_PROPERTY = "readiness_attempt"
+# A test case's outcome element, worst first, and the status each gives the case.
+OUTCOME_TAGS = {"error": "error", "failure": "failed", "skipped": "skipped"}
+
+
+def properties(case: ET.Element) -> dict[str, str]:
+    """A test case's ``<properties>`` as a mapping (the first value of a repeated name)."""
+    found: dict[str, str] = {}
+    for props in case.findall("properties"):
+        for prop in props.findall("property"):
+            found.setdefault(prop.get("name", ""), prop.get("value", ""))
+    return found
+
+
+def outcome_element(case: ET.Element) -> ET.Element | None:
+    """The child that decides a test case's outcome, worst first (error > failure >
+    skipped): a case with several counts once, by the worst."""
+    for tag in OUTCOME_TAGS:
+        found = case.find(tag)
+        if found is not None:
+            return found
+    return None
+
+
+def case_status(case: ET.Element) -> str:
+    """passed | failed | error | skipped, or ``retried`` for an earlier, failed attempt of
+    a test the ledger hook re-ran (the test itself counts once, by its last attempt)."""
+    if RETRIED_PROPERTY in properties(case):
+        return "retried"
+    element = outcome_element(case)
+    return "passed" if element is None else OUTCOME_TAGS[element.tag]
+
+
+def count_statuses(statuses: Iterable[str]) -> TestCounts:
+    """The counts of test cases given by their :func:`case_status`."""
+    seen = Counter(statuses)
+    total = seen["passed"] + seen["failed"] + seen["error"] + seen["skipped"]
+    return TestCounts(
+        total=total,
+        passed=seen["passed"],
+        failed=seen["failed"],
+        errors=seen["error"],
+        skipped=seen["skipped"],
+        retried=seen["retried"],
+    )
+
+
 def parse_counts(text: bytes | str, *, source: str = "<junit>") -> TestCounts:
     """Count the ``<testcase>`` elements by outcome (more reliable than suite attributes).
 
@@ -50,46 +114,8 @@ def parse_counts(text: bytes | str, *, source: str = "<junit>") -> TestCounts:
     failed attempt of a retried test (property ``readiness_outcome``) counts as
     ``retried``: the test itself counts once, by its last attempt.
     """
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as err:
-        raise JUnitError(f"{source}: not valid JUnit XML ({err})") from None
-    if root.tag not in ("testsuites", "testsuite"):
-        raise JUnitError(f"{source}: root element is <{root.tag}>, not <testsuites>/<testsuite>")
-    passed = failed = errors = skipped = retried = 0
-    for case in root.iter("testcase"):
-        if _retried_attempt(case):
-            retried += 1
-            continue
-        tags = {child.tag for child in case}
-        if "error" in tags:
-            errors += 1
-        elif "failure" in tags:
-            failed += 1
-        elif "skipped" in tags:
-            skipped += 1
-        else:
-            passed += 1
-    return TestCounts(
-        total=passed + failed + errors + skipped,
-        passed=passed,
-        failed=failed,
-        errors=errors,
-        skipped=skipped,
-        retried=retried,
-    )
-
-
-# The property the ledger hook (readiness_ledger) puts on an attempt it re-ran.
-RETRIED_PROPERTY = "readiness_outcome"
-
-
-def _retried_attempt(case: ET.Element) -> bool:
-    return any(
-        prop.get("name") == RETRIED_PROPERTY
-        for props in case.findall("properties")
-        for prop in props.findall("property")
-    )
+    root = parse_root(text, source=source)
+    return count_statuses(case_status(case) for case in root.iter("testcase"))
 
 
 def read_counts(path: Path) -> TestCounts:

@@ -116,6 +116,8 @@ class LayerOutcome:
     runs: tuple[HostRun, ...] = ()
     reason: str | None = None
     command: str = ""
+    # A setup layer (:func:`is_setup`): known even of a layer that never ran.
+    setup: bool = False
 
     @property
     def bursts(self) -> list[BurstRecord]:
@@ -125,7 +127,14 @@ class LayerOutcome:
     @classmethod
     def blocked(cls, layer: Layer, hosts: Sequence[str], why: str) -> LayerOutcome:
         return cls(
-            layer.name, layer.role, tuple(hosts), "blocked", 0.0, reason=why, command=layer.command
+            layer.name,
+            layer.role,
+            tuple(hosts),
+            "blocked",
+            0.0,
+            reason=why,
+            command=layer.command,
+            setup=is_setup(layer),
         )
 
     def to_record(self) -> LayerRecord:
@@ -141,7 +150,14 @@ class LayerOutcome:
             reason=self.reason,
             command=self.command,
             per_host={r.host: r.to_record() for r in self.runs},
+            setup=self.setup,
         )
+
+
+def is_setup(layer: Layer) -> bool:
+    """A layer that writes no JUnit XML and is no burst probe prepares, it does not test:
+    the report shows it as a step, not as a layer of "0 tests"."""
+    return not layer.junit and layer.burst is None
 
 
 def layer_script(
@@ -437,4 +453,5 @@ def run_layer(
         runs=ordered,
         reason=reason,
         command=layer.command,
+        setup=is_setup(layer),
     )

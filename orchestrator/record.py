@@ -17,6 +17,17 @@ Schema history (``schema`` field):
   attribution, captures, flagged tests, finding), ``fingerprints`` per server host,
   ``tests.retried`` per layer, and more counters watched. Version 2 records read with
   these at their defaults (``ledger.collected`` false: nothing was collected).
+* ``readiness.run/4``: what a sysadmin needs to reproduce and run the application:
+  ``command``, ``readiness_version``, ``project`` (source and commit), ``inputs`` (the
+  inventory and suite as run, secrets scrubbed), ``network`` (listeners and the
+  connections between hosts), the packages of each wheelhouse (``build``), when each
+  step, deploy and layer started (``start_s``, seconds from the run's start: the
+  timeline), and the per-test files ``tests_file`` (JSON lines) and ``junit_file``
+  (merged JUnit XML). Version 3 records read with these at their defaults.
+
+``orchestrator/run.schema.json`` is the JSON Schema of the current version, generated from
+these classes (:mod:`orchestrator.schema`); the tests check every record they write
+against it.
 """
 
 from __future__ import annotations
@@ -29,8 +40,8 @@ from typing import Any, TypeVar, Union
 
 from orchestrator.junit import TestCounts
 
-SCHEMA = "readiness.run/3"
-READABLE_SCHEMAS = ("readiness.run/1", "readiness.run/2", SCHEMA)
+SCHEMA = "readiness.run/4"
+READABLE_SCHEMAS = ("readiness.run/1", "readiness.run/2", "readiness.run/3", SCHEMA)
 
 T = TypeVar("T")
 
@@ -60,6 +71,8 @@ class DeployRecord:
     error: str | None = None
     # Parts resent because something on the host changed them since they were sent.
     drifted: list[str] | None = None
+    # Seconds from the run's start to this step's start (None: not started, or an old record).
+    start_s: float | None = None
 
 
 @dataclass
@@ -99,6 +112,10 @@ class LayerRecord:
     # Which pass of --repeat ran it (1: the sequence itself; a client layer's later passes
     # are named "<layer>.<pass>").
     repeat: int = 1
+    # Seconds from the run's start to the layer's start (None: it never ran, or an old record).
+    start_s: float | None = None
+    # A setup layer writes no JUnit XML (the suite's ``junit: false``): a step, not tests.
+    setup: bool = False
 
 
 @dataclass
@@ -112,9 +129,13 @@ class CounterRecord:
 
 @dataclass
 class StepRecord:
+    """One step of the lifecycle (lab, connect, build, deploy, faults, layers): how it
+    ended, how long it took, and when it started (the timeline)."""
+
     name: str
     status: str
     duration_s: float
+    start_s: float | None = None  # seconds from the run's start
 
 
 @dataclass
@@ -126,16 +147,23 @@ class BuildRecord:
     server_wheelhouse: str
     client_wheelhouse: str
     duration_s: float
+    # What each virtualenv holds (name -> version): the wheelhouse is all it is built from.
+    server_packages: dict[str, str] = field(default_factory=dict)
+    client_packages: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class LabRecord:
+    """The local lab the run used: its name prefix and private subnet."""
+
     prefix: str
     subnet: str
 
 
 @dataclass
 class TeardownRecord:
+    """How the teardown went: ``ok`` or ``failed``, with what failed on which host."""
+
     status: str
     failures: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
@@ -305,6 +333,49 @@ class PassRateRecord:
 
 
 @dataclass
+class ProjectRecord:
+    """The application as deployed: where its source was and which commit it was at."""
+
+    source: str  # the folder, as resolved on the control node
+    commit: str | None = None  # git HEAD of that folder; None when it is not a git checkout
+    dirty: bool | None = None  # uncommitted changes in the checkout (None: not known)
+
+
+@dataclass
+class ListenRecord:
+    """A port (or Unix socket) a host listens on for the application to work."""
+
+    host: str
+    what: str  # "ssh", "application server", "database"
+    port: int | None = None
+    address: str | None = None  # the address it is bound to
+    socket: str | None = None  # a Unix socket's path (reached on the same host only)
+
+
+@dataclass
+class FlowRecord:
+    """A connection the application makes: from a host to another host's (or its own) port.
+    ``crosses`` is true when it goes over the network between two hosts (a firewall must
+    allow it), false when both ends are on one host (loopback or a Unix socket)."""
+
+    from_: str = field(metadata={"json": "from"})
+    to: str
+    what: str  # "client -> server", "server -> database", "control -> ssh"
+    port: int | None = None
+    via: str = "tcp"  # tcp | socket
+    crosses: bool = False
+
+
+@dataclass
+class NetworkRecord:
+    """The firewall's view of the run: what listens where and which connections the
+    application makes (:mod:`orchestrator.network`)."""
+
+    listens: list[ListenRecord] = field(default_factory=list)
+    flows: list[FlowRecord] = field(default_factory=list)
+
+
+@dataclass
 class RunRecord:
     """Everything ``run.json`` holds about one run."""
 
@@ -337,6 +408,20 @@ class RunRecord:
     build: BuildRecord | None = None
     teardown: TeardownRecord | None = None
     interrupted: InterruptRecord | None = None
+    # The command that runs this again, quoted for a POSIX shell.
+    command: str = ""
+    # readiness's version, and its git commit when it ran from a checkout.
+    readiness_version: str = ""
+    # The application deployed: its source folder and git commit.
+    project: ProjectRecord | None = None
+    # "inventory" / "suite" -> run-relative path of the file as run (secrets scrubbed)
+    inputs: dict[str, str] = field(default_factory=dict)
+    network: NetworkRecord = field(default_factory=NetworkRecord)
+    # Run-relative path of every test case, one JSON line each (orchestrator.testcases);
+    # None until a layer wrote JUnit XML.
+    tests_file: str | None = None
+    # Run-relative path of the merged JUnit XML (one testsuite per layer and host).
+    junit_file: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return _plain(self)  # type: ignore[no-any-return]

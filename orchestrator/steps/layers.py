@@ -7,11 +7,18 @@ sampler on every host); its ledger is then fetched and attributed.
 The live server runs only for the layers that need it: ``testserver`` and Django's own
 tests share the test database, so they never run at the same time. A failed ``stop``
 gate blocks the later layers, which are recorded as ``blocked``.
+
+After each layer, every test case the layers stored so far is rewritten into the run's
+``tests.jsonl`` and merged ``junit.xml`` (:mod:`orchestrator.testcases`), before the
+record is saved: an interrupted run keeps the cases of the layers that ran.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import time
+import traceback
 from dataclasses import replace
 
 from orchestrator import forensics
@@ -21,6 +28,7 @@ from orchestrator.hosts import on_all
 from orchestrator.layers import LayerOutcome, run_layer
 from orchestrator.ledger import HostLedger, pass_rates
 from orchestrator.plan import LayerStep
+from orchestrator.testcases import write_run_tests
 
 # (pass number, the layer's name in the suite, what its ledger held on each host)
 History = list[tuple[int, str, list[HostLedger]]]
@@ -40,6 +48,7 @@ def layers_step(ctx: Context) -> None:
                 LayerOutcome.blocked(step.layer, step.hosts, blocked_by).to_record()
             )
             ctx.progress("-", step.layer.name, f"blocked ({blocked_by})")
+            _keep_tests(ctx)
             ctx.save()
             continue
         outcome = _run_and_keep(ctx, step, 1, history)
@@ -87,6 +96,7 @@ def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list
     _servers_for(ctx, needed="server" in layer.needs)
     opened = forensics.open_window(ctx, step)
     ctx.progress(", ".join(step.hosts), layer.name, "running")
+    start_s = round(time.monotonic() - ctx.started, 3)
     assert ctx.artifacts is not None
     wheels = ctx.artifacts.server_wheels if layer.role == "server" else ctx.artifacts.client_wheels
     outcome = run_layer(
@@ -105,10 +115,25 @@ def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list
         outcome, died = _blame_the_stack(ctx, step, outcome)
     closed = forensics.close_window(ctx, step)
     books = forensics.record_window(ctx, step, opened, closed, server_died=died)
-    ctx.record.layers.append(replace(outcome.to_record(), repeat=number))
+    ctx.record.layers.append(replace(outcome.to_record(), repeat=number, start_s=start_s))
     ctx.record.bursts += outcome.bursts
+    _keep_tests(ctx)
     ctx.progress(", ".join(step.hosts), layer.name, _summary(outcome))
     return outcome, books
+
+
+def _keep_tests(ctx: Context) -> None:
+    """Rewrite the run's per-test files from the JUnit its layers stored. They are a view
+    of evidence already kept, so a failure here must not fail the run (Jepsen: a checker
+    that crashes yields its traceback, never a crashed run)."""
+    try:
+        write_run_tests(ctx.store, ctx.record)
+    except Exception:
+        why = ctx.redact(traceback.format_exc())
+        # The disk that refused the tests may refuse their log too: the run goes on.
+        with contextlib.suppress(OSError):
+            ctx.store.write_text(why, "logs", "tests-error.log")
+        ctx.progress("-", "tests", "the per-test files could not be written (logs/tests-error.log)")
 
 
 def _summary(outcome: LayerOutcome) -> str:

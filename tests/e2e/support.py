@@ -21,6 +21,7 @@ from typing import Any
 
 from orchestrator.lab import lab_down
 from tests.cli import ROOT, invoke
+from tests.schema_check import assert_valid_record
 
 __all__ = [
     "BROKER",
@@ -105,6 +106,7 @@ def run_readiness(workdir: Path, name: str, inventory_text: str, *args: str) -> 
         raise AssertionError(f"no run record announced (exit {proc.returncode}):\n{output[-4000:]}")
     record_path = Path(match.group(1))
     record = json.loads(record_path.read_text())
+    assert_valid_record(record)  # every e2e run's record, against the committed schema
     return Run(proc.returncode, output, record, record_path.parent, wall_s)
 
 
@@ -134,6 +136,7 @@ class Cli:
             raise AssertionError(f"no run record (exit {self.proc.returncode}):\n{output[-4000:]}")
         path = Path(match.group(1))
         record = json.loads(path.read_text())
+        assert_valid_record(record)
         wall = time.monotonic() - started
         return Run(self.proc.returncode, output, record, path.parent, wall)
 

@@ -26,6 +26,7 @@ from tests.e2e.support import (
     run_readiness,
     start_cli,
 )
+from tests.schema_check import assert_valid_record
 
 pytestmark = pytest.mark.e2e
 
@@ -237,6 +238,7 @@ def test_a_killed_orchestrator_leaves_a_record_and_the_next_run_recovers(workdir
     runs = sorted((workdir / "reports" / "runs").glob("*-killed-*"))
     assert runs, "the killed run left no run directory"
     unfinished = json.loads((runs[-1] / "run.json").read_text())
+    assert_valid_record(unfinished)  # a killed run's record is a record all the same
     assert unfinished["verdict"] == "error" and unfinished["finished_at"] is None
     assert layer_processes("killed"), "SIGKILL should have left the layer running"
     code, output, record = readiness(

@@ -18,13 +18,16 @@ from orchestrator.deploy import Artifacts
 from orchestrator.exceptions import ConfigError, HostError
 from orchestrator.hosts import Target
 from orchestrator.inventory import load_inventory
+from orchestrator.junit import TestCounts, parse_counts
 from orchestrator.lifecycle import Step, execute
 from orchestrator.plan import Options, Plan, build_plan
 from orchestrator.steps.deploy import app_servers
 from orchestrator.steps.layers import layers_step
 from orchestrator.suite import load_suite
+from orchestrator.testcases import read_cases
 from orchestrator.transport import FakeTransport, Result
 from orchestrator.wheelhouse import Wheelhouse
+from tests.schema_check import assert_valid_record
 from tests.unit.conftest import SINGLE, SUITE
 
 Write = Callable[[str, str], Path]
@@ -74,6 +77,7 @@ def run(
         steps=(fake_connect(fake), *extra, Step("layers", layers_step)),
     )
     record = json.loads((outcome.run_dir / "run.json").read_text())
+    assert_valid_record(record)
     assert (outcome.run_dir / "report.html").is_file()
     return outcome.exit_code, record, lines
 
@@ -422,3 +426,117 @@ def test_a_first_signal_during_teardown_is_noted_and_the_teardown_finishes(
         "layer": None,
         "noted": ["SIGTERM"],
     }
+
+
+# A setup layer first (no JUnit: a step, not "0 tests"), then the usual three.
+SETUP_SUITE = SUITE.replace(
+    "layers:\n", "layers:\n  - {name: migrate, role: server, command: ./migrate, junit: false}\n"
+)
+UNIT_JUNIT = (
+    b'<testsuite><testcase classname="u" name="one" time="0.5"/>'
+    b'<testcase classname="u" name="two"><skipped message="later"/></testcase></testsuite>'
+)
+REST_JUNIT = (
+    b'<testsuite><testcase classname="it" name="&lt;script&gt;{{7*7}}">'
+    b'<failure message="boom">trace</failure></testcase></testsuite>'
+)
+
+
+class JunitPerLayer(JunitEverywhere):
+    """unit and rest each hand out JUnit of their own; pure the one passing case."""
+
+    def get(self, remote_path: str) -> bytes:
+        name = remote_path.rsplit("/", 1)[-1]
+        return {"unit.xml": UNIT_JUNIT, "rest.xml": REST_JUNIT}.get(name) or super().get(
+            remote_path
+        )
+
+
+@pytest.fixture
+def setup_plan(app_dir: Path, write_yaml: Write) -> Callable[[Options], Plan]:
+    inventory = load_inventory(write_yaml("single.yaml", SINGLE))
+    suite = load_suite(write_yaml("setup-suite.yaml", SETUP_SUITE))
+    return lambda options: build_plan(inventory, suite, options)
+
+
+def run_dir(tmp_path: Path, record: dict[str, Any]) -> Path:
+    return tmp_path / "reports" / "runs" / str(record["run_id"])
+
+
+def test_every_test_case_of_the_run_is_kept_in_tests_jsonl_and_the_merged_junit(
+    tmp_path: Path, setup_plan: Callable[[Options], Plan]
+) -> None:
+    code, record, _ = run(tmp_path, setup_plan(Options(keep_going=True)), JunitPerLayer("h1"))
+    assert code == 1  # rest's one case failed
+    assert (record["tests_file"], record["junit_file"]) == ("tests.jsonl", "junit.xml")
+    cases = read_cases(run_dir(tmp_path, record), record["tests_file"])
+    assert [(c.layer, c.host, c.id, c.status, c.position) for c in cases] == [
+        ("unit", "h1", "u::one", "passed", 1),
+        ("unit", "h1", "u::two", "skipped", 2),
+        ("pure", "h1", "a", "passed", 1),
+        ("rest", "h1", "it::<script>{{7*7}}", "failed", 1),
+    ]
+    merged = (run_dir(tmp_path, record) / "junit.xml").read_bytes()
+    assert parse_counts(merged) == TestCounts(total=4, passed=2, failed=1, skipped=1)
+
+
+def test_layers_say_when_they_started_and_whether_they_are_setup(
+    tmp_path: Path, setup_plan: Callable[[Options], Plan]
+) -> None:
+    _, record, _ = run(tmp_path, setup_plan(Options(keep_going=True)), JunitPerLayer("h1"))
+    layers = record["layers"]
+    assert [(layer["name"], layer["setup"]) for layer in layers] == [
+        ("migrate", True),
+        ("unit", False),
+        ("pure", False),
+        ("rest", False),
+    ]
+    starts = [layer["start_s"] for layer in layers]
+    assert all(isinstance(s, float) and s >= 0 for s in starts)
+    assert starts == sorted(starts)  # the timeline's order is the run's
+
+
+def test_blocked_layers_never_started_and_keep_no_test_cases(
+    tmp_path: Path, setup_plan: Callable[[Options], Plan]
+) -> None:
+    plan = setup_plan(Options())  # unit's stop gate stops the sequence
+    fake = JunitPerLayer("h1").on(r"python -m pytest\n", exit_code=1)
+    code, record, _ = run(tmp_path, plan, fake)
+    assert code == 1
+    assert [(la["name"], la["status"], la["start_s"] is None) for la in record["layers"]] == [
+        ("migrate", "passed", False),
+        ("unit", "failed", False),
+        ("pure", "blocked", True),
+        ("rest", "blocked", True),
+    ]
+    cases = read_cases(run_dir(tmp_path, record), record["tests_file"])
+    assert {c.layer for c in cases} == {"unit"}
+
+
+def test_a_run_whose_layers_wrote_no_junit_has_no_test_files(
+    tmp_path: Path, setup_plan: Callable[[Options], Plan]
+) -> None:
+    plan = setup_plan(Options())
+    fake = JunitPerLayer("h1").on(r"\./migrate\n", exit_code=1)  # the setup's gate stops it
+    _, record, _ = run(tmp_path, plan, fake)
+    assert [(la["status"], la["setup"]) for la in record["layers"]] == [
+        ("failed", True),
+        *[("blocked", False)] * 3,
+    ]
+    assert (record["tests_file"], record["junit_file"]) == (None, None)
+    assert not (run_dir(tmp_path, record) / "tests.jsonl").exists()
+
+
+def test_test_files_that_cannot_be_written_never_fail_the_run(
+    tmp_path: Path, plan_for: Callable[[Options], Plan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("the disk is full of tests")
+
+    monkeypatch.setattr("orchestrator.steps.layers.write_run_tests", broken)
+    code, record, lines = run(tmp_path, plan_for(Options()), JunitEverywhere("h1"))
+    assert code == 0 and record["verdict"] == "ready"
+    log = (run_dir(tmp_path, record) / "logs" / "tests-error.log").read_text()
+    assert "RuntimeError: the disk is full of tests" in log
+    assert record["tests_file"] is None
+    assert any("logs/tests-error.log" in line for line in lines)

@@ -25,6 +25,7 @@ from orchestrator.record import (
     from_json,
 )
 from orchestrator.store import RunStore, read_record
+from tests.schema_check import assert_valid_record
 
 
 def a_record() -> RunRecord:
@@ -62,6 +63,7 @@ def test_a_record_written_by_the_store_reads_back_equal(tmp_path: Path) -> None:
     store.write_record(record)
     assert read_record(tmp_path) == record
     data = json.loads((tmp_path / "run.json").read_text())
+    assert_valid_record(data)
     assert data["schema"] == SCHEMA
     assert data["layers"][0]["tests"] == {
         "total": 3,
@@ -113,6 +115,7 @@ def test_an_attributed_reset_is_written_with_from_and_reads_back() -> None:
         )
     )
     data = json.loads(json.dumps(record.to_json()))
+    assert_valid_record(data)
     assert data["ledger"]["resets"][0]["rst"]["from"] == "10.0.0.2:8000"
     assert "from_" not in data["ledger"]["resets"][0]["rst"]
     assert from_json(data) == record
