@@ -25,6 +25,8 @@ class Options:
     faults: tuple[str, ...] = ()
     # How many times the client layers run, without redeploying (per-test pass rates).
     repeat: int = 1
+    # The command line as the user would type it again (the report's "reproduce").
+    command: str = ""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,17 @@ class Wheelhouse:
         return tuple(sorted(self.path.glob("*.whl")))
 
     @property
+    def packages(self) -> dict[str, str]:
+        """Name -> version of every wheel: what a venv built from this wheelhouse holds
+        (names normalized as PEP 503 does, so ``Django`` is ``django``)."""
+        found: dict[str, str] = {}
+        for wheel in self.wheels:
+            parts = wheel.name[: -len(".whl")].split("-")
+            if len(parts) >= 5:  # name-version[-build]-python-abi-platform
+                found[re.sub(r"[-_.]+", "-", parts[0]).lower()] = parts[1]
+        return dict(sorted(found.items()))
+
+    @property
     def binary_tags(self) -> tuple[str, str] | None:
         """(python tag, platform tag) of the first wheel that is not pure Python, if any.
 

@@ -58,5 +58,7 @@ def build_step(ctx: Context) -> None:
         server_wheelhouse=server_wheels.digest,
         client_wheelhouse=client_wheels.digest,
         duration_s=round(duration, 3),
+        server_packages=server_wheels.packages,
+        client_packages=client_wheels.packages,
     )
     ctx.progress("control", "build", f"bundles and wheelhouses ready in {duration:.1f}s")

@@ -19,7 +19,8 @@ from orchestrator.context import Context
 from orchestrator.deploy import HostConfig, HostNeeds, check_wheels_fit, push
 from orchestrator.exceptions import GroupError
 from orchestrator.hosts import on_all
-from orchestrator.record import DeployRecord
+from orchestrator.network import DatabaseLink, Node, network_of
+from orchestrator.record import DeployRecord, NetworkRecord
 
 
 def deploy_step(ctx: Context) -> None:
@@ -28,8 +29,10 @@ def deploy_step(ctx: Context) -> None:
     grant = None
     if managed is not None:
         ctx.database, grant = managed
-    configs = {name: _server_config(ctx, name) for name in _servers(ctx)}
+    endpoints = {name: _endpoint(ctx, name) for name in _servers(ctx)}
+    configs = {name: _server_config(ctx, name, endpoints[name]) for name in _servers(ctx)}
     ctx.servers = app_servers(ctx)
+    ctx.record.network = _network(ctx, endpoints)
     ctx.record.deploy = [DeployRecord(s.host, s.component) for s in ctx.plan.deploy]
     try:
         on_all("deploy", ctx.plan.hosts, lambda name: _deploy_host(ctx, name, grant, configs))
@@ -49,6 +52,14 @@ def _servers(ctx: Context) -> list[str]:
 def _entries(ctx: Context, host: str) -> list[DeployRecord]:
     """The record's entries of ``host``'s deploy steps (to mark them done or failed)."""
     return [e for e in ctx.record.deploy if e.host == host]
+
+
+def _started(ctx: Context, host: str, *, db: bool) -> None:
+    """When the host's database (``db``) or code push began: the run's timeline."""
+    at = round(time.monotonic() - ctx.started, 3)
+    for entry in _entries(ctx, host):
+        if (entry.component == "db") == db:
+            entry.start_s = at
 
 
 def _managed_database(ctx: Context) -> tuple[Database, DatabaseGrant] | None:
@@ -87,9 +98,8 @@ def _endpoint(ctx: Context, server: str) -> Endpoint:
     )
 
 
-def _server_config(ctx: Context, server: str) -> HostConfig:
+def _server_config(ctx: Context, server: str, endpoint: Endpoint) -> HostConfig:
     target = ctx.targets[server]
-    endpoint = _endpoint(ctx, server)
     config = server_config(
         settings=ctx.inventory.application.settings,
         endpoint=endpoint,
@@ -98,6 +108,33 @@ def _server_config(ctx: Context, server: str) -> HostConfig:
     )
     ctx.extra_secrets.append(endpoint.url)
     return config
+
+
+def _network(ctx: Context, endpoints: Mapping[str, Endpoint]) -> NetworkRecord:
+    """Listeners and the connections between hosts, as this deploy sets them up."""
+    nodes = [
+        Node(
+            name,
+            target.host.roles,
+            target.ip,
+            target.host.port if target.host.connection == "ssh" else None,
+        )
+        for name, target in ctx.targets.items()
+    ]
+    links = [
+        DatabaseLink(name, e.host, None, e.host)
+        if e.via_socket
+        else DatabaseLink(name, e.host, int(e.port or e.client.default_port))
+        for name, e in endpoints.items()
+    ]
+    db_step = next((s for s in ctx.plan.deploy if s.component == "db"), None)
+    return network_of(
+        nodes,
+        server_port=ctx.inventory.application.server_port if endpoints else None,
+        links=links,
+        database_host=db_step.host if db_step else None,
+        database_port=ctx.inventory.database.port if db_step else None,
+    )
 
 
 def app_servers(ctx: Context) -> dict[str, AppServer]:
@@ -138,6 +175,7 @@ def _deploy_database(ctx: Context, name: str, grant: DatabaseGrant) -> None:
     """Start (if needed) and provision, in one round trip."""
     assert ctx.database is not None
     t0 = time.monotonic()
+    _started(ctx, name, db=True)
     ctx.transports[name].run(ctx.database.up_script(grant), timeout=300).check(
         "starting the database"
     )
@@ -155,6 +193,7 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
         "client" in components
     )
     check_wheels_fit(name, ctx.probes[name].facts, tuple(houses))
+    _started(ctx, name, db=False)
     needs = HostNeeds(
         app="server" in components,
         client="client" in components,
