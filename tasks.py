@@ -12,7 +12,9 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -20,6 +22,9 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from orchestrator.exceptions import ReadinessError
+
+if TYPE_CHECKING:
+    from orchestrator.report import StoredRun
 
 
 @contextmanager
@@ -151,6 +156,7 @@ def readiness(
         from orchestrator.exceptions import ConfigError
         from orchestrator.lifecycle import execute, load_plan
         from orchestrator.plan import Options
+        from orchestrator.provenance import command_line
 
         if not inventory:
             raise ConfigError(
@@ -168,6 +174,7 @@ def readiness(
             faults=tuple(f.strip() for f in faults.split(",") if f.strip()),
             repeat=passes,
         )
+        options = replace(options, command=command_line(inventory, suite, options))
         plan = load_plan(ROOT, inventory, suite, options)
         if dry_run:
             print(plan.describe())
@@ -186,13 +193,21 @@ def readiness(
         raise Exit(code=outcome.exit_code)
 
 
-@task(help={"run": "a run directory (default: every run under reports/runs)"})
-def report(c: Context, run: str | None = None) -> None:
-    """Rebuild HTML reports from run directories, and the side-by-side index."""
+@task(
+    help={
+        "run": "a run directory (default: every run under reports/runs)",
+        "compare": "RUN_A,RUN_B: compare these two runs in index.html and summary.md (each a "
+        "run id in reports/runs or a run directory; default: the latest of each topology)",
+    }
+)
+def report(c: Context, run: str | None = None, compare: str | None = None) -> None:
+    """Rebuild the HTML reports, the all-on-one vs distributed index, history and summary."""
     with _exits():
         from orchestrator.exceptions import ConfigError
-        from orchestrator.report import render_index, render_run
+        from orchestrator.report import render_history, render_index, render_run, render_summary
 
+        # Checked before anything is written: a typo leaves the last pages as they were.
+        named = _named_runs(compare) if compare is not None else None
         runs = [Path(run)] if run else sorted((WORK / "reports" / "runs").glob("*/"))
         if run and not (Path(run) / "run.json").is_file():
             raise ConfigError(f"{run} is not a run directory (it has no run.json)")
@@ -202,7 +217,43 @@ def report(c: Context, run: str | None = None) -> None:
                     print(render_run(run_dir))
                 except Exception as err:  # one unreadable record must not stop the others
                     print(f"readiness: skipped {run_dir}: {type(err).__name__}: {err}")
-        print(render_index(WORK / "reports"))
+        print(render_index(WORK / "reports", named))
+        print(render_history(WORK / "reports"))
+        print(render_summary(WORK / "reports", named))
+
+
+def _named_runs(value: str) -> tuple[StoredRun, StoredRun]:
+    """``--compare=RUN_A,RUN_B`` (invoke options take one value, hence the comma): each
+    a run id of reports/runs or the path of a run directory."""
+    from orchestrator.exceptions import ConfigError
+    from orchestrator.report import StoredRun
+    from orchestrator.store import read_record
+
+    names = [name.strip() for name in value.split(",")]
+    if len(names) != 2 or not all(names):
+        raise ConfigError(
+            "--compare takes two runs, --compare=RUN_A,RUN_B, each a run id in reports/runs "
+            f"or a run directory; got {value!r}"
+        )
+    runs_root = WORK / "reports" / "runs"
+    found = []
+    for name in names:
+        run_dir = next(
+            (d for d in (runs_root / name, Path(name)) if (d / "run.json").is_file()), None
+        )
+        if run_dir is None:
+            raise ConfigError(
+                f"--compare: {name!r} is neither a run in {runs_root} nor a run directory "
+                "(a folder with a run.json)"
+            )
+        try:
+            found.append(StoredRun(run_dir, read_record(run_dir)))
+        except (OSError, ValueError) as err:
+            raise ConfigError(
+                f"--compare: {run_dir / 'run.json'} is not a run record this version can read "
+                f"({err})"
+            ) from None
+    return found[0], found[1]
 
 
 ns.add_task(readiness)

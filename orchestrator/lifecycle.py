@@ -27,6 +27,7 @@ from orchestrator.interrupts import Interrupted, Trap, as_interrupted, trapped
 from orchestrator.layers import LayerOutcome
 from orchestrator.ledger import flagged_reasons
 from orchestrator.plan import Options, Plan, build_plan
+from orchestrator.provenance import record_provenance
 from orchestrator.record import InterruptRecord, RunRecord, StepRecord, TeardownRecord
 from orchestrator.steps.build import build_step
 from orchestrator.steps.connect import connect_step
@@ -160,6 +161,7 @@ def _start(plan: Plan, root: Path, say: Callable[[str], None]) -> Context:
         started_at=utc_now(),
         repeat=plan.options.repeat,
     )
+    record_provenance(record, store, plan)
     ctx = Context(root=root, plan=plan, store=store, record=record, say=say)
     ctx.save()
     say(f"readiness: run {store.run_id} ({plan.topology}), record in {store.dir}")
@@ -195,7 +197,8 @@ def _run_step(ctx: Context, step: Step) -> None:
         status = "interrupted"
         raise
     finally:
-        ctx.record.steps.append(StepRecord(step.name, status, round(time.monotonic() - t0, 3)))
+        took, start = round(time.monotonic() - t0, 3), round(t0 - ctx.started, 3)
+        ctx.record.steps.append(StepRecord(step.name, status, took, start))
         ctx.save()
     ctx.running_step = None
 
@@ -263,14 +266,15 @@ def _mark_unrun_layers(ctx: Context, reasons: list[str]) -> None:
 
 
 def _render_summary(ctx: Context) -> None:
+    """Every page: one that cannot be rendered must not crash the run (Jepsen)."""
     try:
-        from orchestrator.report import render_index, render_run
+        from orchestrator.report import render_all
 
-        render_run(ctx.store.dir)
-        render_index(ctx.root / "reports")
-    except Exception:  # a report that crashes must not crash the run (Jepsen)
-        ctx.store.write_text(traceback.format_exc(), "logs", "report-error.log")
-        print("readiness: the HTML summary could not be rendered (see logs)", file=sys.stderr)
+        render_all(ctx.root / "reports", ctx.store.dir)
+    except Exception as err:
+        if not (ctx.store.dir / "logs" / "report-error.log").is_file():
+            ctx.store.write_text(traceback.format_exc(), "logs", "report-error.log")
+        print(f"readiness: {err} (see logs/report-error.log)", file=sys.stderr)
 
 
 def load_plan(root: Path, inventory_arg: str, suite_arg: str | None, options: Options) -> Plan:

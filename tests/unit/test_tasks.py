@@ -130,3 +130,57 @@ def test_hostile_inventories_exit_2_on_dry_run(
     assert says in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert len(proc.stderr) < 600
+
+
+# --------------------------------------------------------------------------- issue 11
+
+
+def stored_run(tmp: Path, inventory: str, topology: str, started: str) -> Path:
+    """A finished run in the CLI's work folder, as readiness leaves one."""
+    from orchestrator.record import RunRecord
+    from orchestrator.store import RunStore
+
+    store = RunStore.create(tmp / "reports" / "runs", inventory)
+    record = RunRecord(store.run_id, inventory, f"{inventory}.yaml", "broker", topology, started)
+    record.verdict, record.reasons = "ready", []
+    store.write_record(record)
+    return store.dir
+
+
+def test_report_compares_the_two_runs_it_is_given_all_on_one_first(tmp_path: Path) -> None:
+    old_single = stored_run(tmp_path, "single", "all-on-one", "2026-01-01T00:00:00Z")
+    cluster = stored_run(tmp_path, "cluster", "distributed", "2026-01-01T01:00:00Z")
+    stored_run(tmp_path, "single", "all-on-one", "2026-01-01T02:00:00Z")  # not the one named
+    # A run id of the store, then a run directory's path: both are accepted.
+    proc = run("report", f"--compare={cluster.name},{old_single}", tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert index.index(f"run {old_single.name}") < index.index(f"run {cluster.name}")
+    summary = (tmp_path / "reports" / "summary.md").read_text()
+    assert summary.startswith(
+        "# readiness: single (all-on-one) ready vs cluster (distributed) ready"
+    )
+    assert str(tmp_path / "reports" / "summary.md") in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "value,says",
+    [
+        ("{run}", "--compare takes two runs, --compare=RUN_A,RUN_B, each a run id"),
+        ("{run},{run},{run}", "--compare takes two runs"),
+        ("{run},", "--compare takes two runs"),
+        ("{run},nope", "--compare: 'nope' is neither a run in"),
+        ("{run},{broken}", "broken/run.json is not a run record this version can read"),
+    ],
+    ids=["one run", "three runs", "empty second", "unknown run", "unreadable record"],
+)
+def test_a_bad_compare_exits_2_naming_the_value(tmp_path: Path, value: str, says: str) -> None:
+    good = stored_run(tmp_path, "single", "all-on-one", "2026-01-01T00:00:00Z")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.json").write_text('{"schema": "readiness.run/99"}')
+    proc = run("report", f"--compare={value.format(run=good.name, broken=broken)}", tmp=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "reports" / "index.html").exists()  # nothing rendered

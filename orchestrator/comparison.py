@@ -1,0 +1,707 @@
+"""All-on-one against distributed, test by test: the comparison as plain data.
+
+``reports/index.html`` and ``reports/summary.md`` are two views of one :class:`Comparison`.
+It is built here from records and test cases only (no file is read, no markup made), so
+what the sysadmin is told (which tests differ, which layer is slower, which counters
+moved) is tested without HTML, and both views always say the same thing.
+
+The store may hold runs of thousands of tests: rows are keyed by ``(layer, test id)`` in
+dicts and ordered with one sort, never by searching one run's cases for each of the
+other's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from collections.abc import Collection, Hashable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from orchestrator import counters
+from orchestrator.record import CounterRecord, LayerRecord, RunRecord
+from orchestrator.testcases import TestCase
+
+# Comparison order: the co-located box first, then the one that crosses the network.
+TOPOLOGY_ORDER = ("all-on-one", "distributed")
+FAILING = frozenset({"failed", "error"})
+# A test seen on several hosts of one layer (two client hosts) shows its worst outcome.
+SEVERITY = {
+    "error": 0,
+    "failed": 1,
+    "passed-with-transport-errors": 2,
+    "passed-with-retries": 3,
+    "skipped": 4,
+    "passed": 5,
+}
+NOT_CLEAN = frozenset({"passed-with-transport-errors", "passed-with-retries"})
+ABSENT = "absent"  # the other run has the test, this one did not run it
+NOT_RECORDED = "not recorded"  # this run kept no test cases (a record older than schema 4)
+# Below this, a duration is timer noise: 0.002 s against 0.006 s is no "3x slower".
+MIN_RATIO_S = 0.05
+# What the what-differs sentence calls slower: a ratio and a difference a human notices.
+NOTABLE_RATIO = 1.25
+NOTABLE_S = 1.0
+MESSAGE_CHARS = 300
+# Above this many rows the matrix starts folded: the page opens at once, the differing
+# tests (first in the table) are one click or one filter away.
+MATRIX_OPEN = 1000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+Key = tuple[str, str]
+
+
+class Stored(Protocol):
+    """A run of the store (:class:`orchestrator.report.StoredRun`): its directory and
+    record; its test cases are read only for the runs that are compared."""
+
+    @property
+    def dir(self) -> Path: ...
+
+    @property
+    def record(self) -> RunRecord: ...
+
+    def cases(self) -> list[TestCase]: ...
+
+
+S = TypeVar("S", bound=Stored)
+K = TypeVar("K", bound=Hashable)
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters spelled out (``\\x1b``): a test name with an ANSI
+    escape must show what it is, not recolour a terminal or vanish from the page."""
+    if text.isprintable():  # the common case, and a C call: thousands of rows stay fast
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+# --------------------------------------------------------------------------- which runs
+
+
+def in_topology_order(runs: Iterable[S]) -> list[S]:
+    """All-on-one first, then distributed, whatever the inventories are called; runs of
+    one topology keep the order they were given in."""
+    rank = {name: i for i, name in enumerate(TOPOLOGY_ORDER)}
+    return sorted(runs, key=lambda run: rank.get(run.record.topology, len(rank)))
+
+
+def latest_by_inventory(runs: Sequence[S]) -> list[S]:
+    """The newest run of each inventory, by inventory name (``runs`` oldest first)."""
+    latest: dict[str, S] = {}
+    for run in runs:
+        latest[run.record.inventory] = run
+    return [latest[name] for name in sorted(latest)]
+
+
+def pick_pair(runs: Sequence[S]) -> list[S]:
+    """The runs the index compares when none are named: the newest run of the store, and
+    the newest run of the other topology among the latest of each inventory, preferring
+    one of the same suite (a test-by-test comparison of two suites says little). One run
+    when only one topology has run, none for an empty store."""
+    newest_first = sorted(
+        latest_by_inventory(runs),
+        key=lambda run: (run.record.started_at, run.record.run_id),
+        reverse=True,
+    )
+    if not newest_first:
+        return []
+    newest = newest_first[0]
+    others = [run for run in newest_first if run.record.topology != newest.record.topology]
+    if not others:
+        return [newest]
+    match = next((run for run in others if run.record.suite == newest.record.suite), others[0])
+    return in_topology_order([newest, match])
+
+
+def not_compared(runs: Sequence[S], compared: Sequence[S]) -> list[RunRecord]:
+    """The latest run of every other inventory: listed on the index, so a run is never
+    hidden because it was not the one compared."""
+    shown = {run.record.run_id for run in compared}
+    return [run.record for run in latest_by_inventory(runs) if run.record.run_id not in shown]
+
+
+def shown(runs: Sequence[S], named: Sequence[S] | None) -> list[S]:
+    """The runs to compare: the two named (``invoke report --compare``), or the pair
+    :func:`pick_pair` chooses; all-on-one first either way."""
+    return in_topology_order(named) if named else pick_pair(runs)
+
+
+def entries(runs: Sequence[S], reports_root: Path) -> list[Entry]:
+    """The compared runs with their test cases: only theirs are read, however many runs
+    the store holds."""
+    return [Entry(run.record, run.cases(), href(run.dir, reports_root)) for run in runs]
+
+
+def href(run_dir: Path, reports_root: Path) -> str:
+    """The link from ``reports/index.html`` to a run's report: relative, so the page
+    works from a copy of the folder and makes no request anywhere else."""
+    path = os.path.relpath(run_dir / "report.html", reports_root)
+    return urllib.parse.quote(Path(path).as_posix())
+
+
+# --------------------------------------------------------------------------- the data
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One run to compare, as the caller read it."""
+
+    record: RunRecord
+    cases: Sequence[TestCase]
+    href: str
+
+
+@dataclass(frozen=True)
+class Side:
+    """One compared run. ``label`` is how sentences name it: its topology, or its
+    inventory when both runs share a topology."""
+
+    record: RunRecord
+    label: str
+    href: str
+    cases_recorded: bool
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """A layer in each run (None: that run has no such layer: it stopped before it, or
+    its suite has none). ``ratio``: second run's duration over the first's."""
+
+    name: str
+    layers: tuple[LayerRecord | None, ...]
+    ratio: float | None
+    differs: bool
+
+
+@dataclass(frozen=True)
+class TestCell:
+    """One test in one run, over the hosts of its layer: worst outcome, longest duration,
+    and the earlier failed attempts its layer re-ran (never rows of their own)."""
+
+    __test__ = False
+
+    outcome: str
+    duration_s: float | None = None
+    retries: int = 0
+    hosts: tuple[str, ...] = ()
+    message: str | None = None
+
+    @property
+    def css(self) -> str:
+        """The outcome as a class name (``not recorded`` has a space)."""
+        return self.outcome.replace(" ", "-")
+
+    @property
+    def took(self) -> str:
+        return "" if self.duration_s is None else seconds(self.duration_s)
+
+
+@dataclass(frozen=True)
+class TestRow:
+    """One ``(layer, test id)`` across the compared runs."""
+
+    __test__ = False
+
+    layer: str
+    test: str
+    cells: tuple[TestCell, ...]
+    differs: bool
+    ratio: float | None
+
+    @property
+    def key(self) -> str:
+        """The row's name for the filter and the browser tests: ``<layer> <test id>``."""
+        return f"{self.layer} {self.test}"
+
+    @property
+    def spread(self) -> float:
+        """How far apart the durations are, whichever run is slower (1.0: the same)."""
+        return 1.0 if self.ratio is None else max(self.ratio, 1 / self.ratio)
+
+    @property
+    def times(self) -> str:
+        return "-" if self.ratio is None else times(self.ratio)
+
+
+@dataclass(frozen=True)
+class CounterCell:
+    """One watched counter over one layer in one run: the sum over its hosts, and each
+    host's delta (all-on-one both ends of a connection share one host's counters)."""
+
+    total: int
+    hosts: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class CounterRow:
+    layer: str
+    counter: str
+    cells: tuple[CounterCell | None, ...]  # None: not recorded for that layer in that run
+    alarming: bool
+    moved: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    sides: tuple[Side, ...]
+    layers: tuple[LayerRow, ...]
+    tests: tuple[TestRow, ...]
+    counters: tuple[CounterRow, ...]
+    differs: str  # the what-differs sentence
+
+    @property
+    def differing_tests(self) -> int:
+        return sum(1 for row in self.tests if row.differs)
+
+
+def recorded(entry: Entry) -> bool:
+    """Whether the run kept its test cases: a tests.jsonl, or (a record older than
+    tests.jsonl) the JUnit XML its layers stored, which the cases were read from."""
+    return entry.record.tests_file is not None or bool(entry.cases)
+
+
+def compare(entries: Sequence[Entry], alarming: Collection[str]) -> Comparison:
+    """The comparison of zero, one or two runs (in the order given: see
+    :func:`in_topology_order`)."""
+    records = [entry.record for entry in entries]
+    sides = tuple(
+        Side(entry.record, label, entry.href, recorded(entry))
+        for entry, label in zip(entries, _labels(records), strict=True)
+    )
+    layers = layer_rows(records)
+    tests = matrix_rows(entries)
+    return Comparison(
+        sides=sides,
+        layers=layers,
+        tests=tests,
+        counters=counter_rows(records, alarming),
+        differs=what_differs(sides, layers, tests),
+    )
+
+
+def _labels(records: Sequence[RunRecord]) -> list[str]:
+    """The first of topology, inventory, run id that tells the runs apart."""
+    for names in (
+        [r.topology for r in records],
+        [r.inventory for r in records],
+        [r.run_id for r in records],
+    ):
+        if len(set(names)) == len(names):
+            return names
+    return [f"run {i}" for i, _ in enumerate(records, 1)]
+
+
+def ratio(durations: Sequence[float | None]) -> float | None:
+    """Second over first, when both ran long enough to be measured (see MIN_RATIO_S)."""
+    if len(durations) != 2:
+        return None
+    first, second = durations
+    if first is None or second is None or min(first, second) <= 0:
+        return None
+    if max(first, second) < MIN_RATIO_S:
+        return None
+    return second / first
+
+
+def _ordered_union(names: Iterable[Iterable[K]]) -> list[K]:
+    """Every name once, in the order first seen (dicts keep insertion order: O(n))."""
+    seen: dict[K, None] = {}
+    for group in names:
+        for name in group:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def layer_rows(records: Sequence[RunRecord]) -> tuple[LayerRow, ...]:
+    """Every layer of either run, in run order (the first run's, then the other's own)."""
+    by_name = [{layer.name: layer for layer in r.layers} for r in records]
+    rows = []
+    for name in _ordered_union([layer.name for layer in r.layers] for r in records):
+        cells = tuple(index.get(name) for index in by_name)
+        statuses = {cell.status if cell else None for cell in cells}
+        rows.append(
+            LayerRow(
+                name=name,
+                layers=cells,
+                ratio=ratio([cell.duration_s if cell else None for cell in cells]),
+                differs=len(statuses) > 1,
+            )
+        )
+    return tuple(rows)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def junit_id(nodeid: str) -> str:
+    """The ledger names a test by its pytest node id (``tests/test_a.py::TestB::test_c``),
+    JUnit by ``classname::name`` (``tests.test_a.TestB::test_c``): the second, from the
+    first, so that the ledger's flags land on the matrix's rows."""
+    parts = nodeid.split("::")
+    if len(parts) < 2:
+        return nodeid
+    module = parts[0].removesuffix(".py").replace("/", ".")
+    return f"{'.'.join([module, *parts[1:-1]])}::{parts[-1]}"
+
+
+def _cells(record: RunRecord, cases: Iterable[TestCase]) -> dict[Key, TestCell]:
+    """One run's cases as cells by ``(layer, test id)``; earlier attempts of a re-run test
+    count as its retries, and a pass the ledger flagged is not a plain pass."""
+    cells: dict[Key, TestCell] = {}
+    retries: dict[Key, int] = {}
+    for case in cases:
+        key = (case.layer, case.id)
+        if case.status == "retried":
+            retries[key] = retries.get(key, 0) + 1
+            continue
+        cells[key] = _merge(cells.get(key), case)
+    for key, n in retries.items():
+        cell = cells.get(key)
+        if cell is not None:  # no final attempt was kept: a retry is never a row of its own
+            outcome = "passed-with-retries" if cell.outcome == "passed" else cell.outcome
+            cells[key] = replace(cell, outcome=outcome, retries=cell.retries + n)
+    for flag in record.ledger.flagged:
+        key = (flag.layer, junit_id(flag.test))
+        if key in cells:
+            cells[key] = replace(cells[key], outcome=_worst(cells[key].outcome, flag.status))
+    return cells
+
+
+def _worst(outcome: str, other: str | None) -> str:
+    """The outcome that says more is wrong (an unknown one is kept as it is)."""
+    if other is None or outcome not in SEVERITY or other not in SEVERITY:
+        return outcome
+    return min(outcome, other, key=SEVERITY.__getitem__)
+
+
+def _merge(cell: TestCell | None, case: TestCase) -> TestCell:
+    """A case added to what other hosts of its layer said about the same test."""
+    message = None
+    if case.status != "passed" and (case.message or case.kind):
+        first = (case.message or case.kind or "").strip().splitlines()
+        message = visible(first[0][:MESSAGE_CHARS]) if first else None
+    if cell is None:
+        return TestCell(case.status, case.duration_s, 0, (case.host,), message)
+    outcome = _worst(cell.outcome, case.status)
+    return TestCell(
+        outcome,
+        max(cell.duration_s or 0.0, case.duration_s),
+        cell.retries,
+        (*cell.hosts, case.host),
+        message if outcome != cell.outcome else cell.message or message,
+    )
+
+
+def matrix_rows(entries: Sequence[Entry]) -> tuple[TestRow, ...]:
+    """One row per ``(layer, test id)`` of any compared run: those whose outcome differs
+    first, then the largest duration ratios, then run order."""
+    indexes = [_cells(e.record, e.cases) if recorded(e) else None for e in entries]
+    keys = _ordered_union(index for index in indexes if index is not None)
+    rows = []
+    for key in keys:
+        cells = tuple(
+            TestCell(NOT_RECORDED) if index is None else index.get(key, TestCell(ABSENT))
+            for index in indexes
+        )
+        outcomes = {cell.outcome for cell in cells if cell.outcome != NOT_RECORDED}
+        rows.append(
+            TestRow(
+                layer=visible(key[0]),
+                test=visible(key[1]),
+                cells=cells,
+                differs=len(outcomes) > 1,
+                ratio=ratio([cell.duration_s for cell in cells]),
+            )
+        )
+    rows.sort(key=lambda row: (not row.differs, -row.spread))  # stable: run order within
+    return tuple(rows)
+
+
+# --------------------------------------------------------------------------- counters
+
+
+def counter_rows(records: Sequence[RunRecord], alarming: Collection[str]) -> tuple[CounterRow, ...]:
+    """Each watched counter of each layer, side by side: those that moved and alarm first,
+    then those that moved, then the still ones (the page folds those away)."""
+    rank = {key: i for i, key in enumerate(counters.WATCHED)}
+    rows = []
+    for layer in _ordered_union(r.counters for r in records):
+        per_run = [r.counters.get(layer) for r in records]
+        keys = {key for hosts in per_run for c in (hosts or {}).values() for key in c.delta}
+        for key in sorted(keys, key=lambda k: (rank.get(k, len(rank)), k)):
+            cells = tuple(_counter_cell(hosts, key) for hosts in per_run)
+            moved = any(cell is not None and any(v for _, v in cell.hosts) for cell in cells)
+            rows.append(CounterRow(layer, key, cells, key in alarming, moved))
+    rows.sort(key=lambda row: (not (row.moved and row.alarming), not row.moved))
+    return tuple(rows)
+
+
+def _counter_cell(hosts: dict[str, CounterRecord] | None, key: str) -> CounterCell | None:
+    if hosts is None:
+        return None
+    values = tuple((host, c.delta[key]) for host, c in hosts.items() if key in c.delta)
+    return CounterCell(sum(v for _, v in values), values)
+
+
+# --------------------------------------------------------------------------- in words
+
+
+def where(side: Side) -> str:
+    """How a sentence places something in one run: "only all-on-one", "only in single-b"."""
+    return side.label if side.label == side.record.topology else f"in {side.label}"
+
+
+def seconds(value: float | None) -> str:
+    """A duration a human reads at a glance: ms below a second, one decimal above."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s"
+
+
+def times(value: float) -> str:
+    """A ratio as a human reads it: 1.4x, 12x, 0.43x (two significant digits below 1)."""
+    if value >= 10:
+        return f"{value:.0f}x"
+    if value >= 1:
+        return f"{value:.1f}x"
+    text = f"{value:.2g}"
+    return ("1.0" if text == "1" else text) + "x"  # 0.998 is "1.0x", like 1.02
+
+
+def _tests(n: int) -> str:
+    return f"{n} test{'' if n == 1 else 's'}"
+
+
+def what_differs(
+    sides: Sequence[Side], layers: Sequence[LayerRow], tests: Sequence[TestRow]
+) -> str:
+    """One sentence of what differs between the two runs, most telling first: verdicts,
+    tests that fail or are retried on one side only, the slowest layer, the ledger."""
+    if not sides:
+        return (
+            "No run yet: `invoke readiness --inventory=single` and "
+            "`invoke readiness --inventory=cluster` make one of each topology."
+        )
+    if len(sides) == 1:
+        r = sides[0].record
+        other = "distributed" if r.topology == "all-on-one" else "all-on-one"
+        return f"Only {r.inventory} ({r.topology}) has run: no {other} run to compare it with yet."
+    parts = [
+        *_verdict_part(sides),
+        *_test_parts(sides, tests),
+        *_layer_part(sides, layers),
+        *_ledger_part(sides),
+    ]
+    if not parts:
+        parts = [
+            "every test has the same outcome and no layer is more than "
+            f"{NOTABLE_RATIO}x slower in either"
+        ]
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def _verdict_part(sides: Sequence[Side]) -> list[str]:
+    a, b = sides
+    if a.record.verdict == b.record.verdict:
+        return []
+    return [f"{a.label} is {a.record.verdict}, {b.label} {b.record.verdict}"]
+
+
+def _test_parts(sides: Sequence[Side], tests: Sequence[TestRow]) -> list[str]:
+    missing = [side for side in sides if not side.cases_recorded]
+    if missing:
+        names = " and ".join(side.label for side in missing)
+        return [f"not compared test by test: {names} kept no test cases (an older record)"]
+    fails_only, unclean_only, only_in, other = [0, 0], [0, 0], [0, 0], 0
+    for row in tests:
+        if not row.differs:
+            continue
+        outcomes = [cell.outcome for cell in row.cells]
+        for i, (mine, theirs) in enumerate((outcomes, outcomes[::-1])):
+            if theirs == ABSENT:
+                only_in[i] += 1
+            elif mine in FAILING and theirs not in FAILING | {ABSENT}:
+                fails_only[i] += 1
+            elif mine in NOT_CLEAN and theirs == "passed":
+                unclean_only[i] += 1
+            else:
+                continue
+            break
+        else:
+            other += 1
+    parts = []
+    for i, side in enumerate(sides):
+        if fails_only[i]:
+            verb = "fails" if fails_only[i] == 1 else "fail"
+            parts.append(f"{_tests(fails_only[i])} {verb} only {where(side)}")
+    for i, side in enumerate(sides):
+        if unclean_only[i]:
+            parts.append(
+                f"{_tests(unclean_only[i])} needed retries or saw transport errors "
+                f"only {where(side)}"
+            )
+    parts += [
+        f"{_tests(n)} ran only {where(side)}" for n, side in zip(only_in, sides, strict=True) if n
+    ]
+    if other:
+        parts.append(f"{_tests(other)} more differ in outcome")
+    return parts
+
+
+def _layer_part(sides: Sequence[Side], layers: Sequence[LayerRow]) -> list[str]:
+    """The layer whose duration differs most, if a human would notice the difference."""
+    notable = []
+    for row in layers:
+        if row.ratio is None or None in row.layers:
+            continue
+        a, b = (layer.duration_s for layer in row.layers if layer is not None)
+        spread = max(row.ratio, 1 / row.ratio)
+        if spread >= NOTABLE_RATIO and abs(a - b) >= NOTABLE_S:
+            notable.append((spread, row))
+    if not notable:
+        return []
+    spread, row = max(notable, key=lambda item: item[0])
+    slower = sides[1] if row.ratio is not None and row.ratio >= 1 else sides[0]
+    return [f"the {row.name} layer is {times(spread)} slower {where(slower)}"]
+
+
+def _ledger_part(sides: Sequence[Side]) -> list[str]:
+    """Transport errors and swallowed resets, when the ledger saw more on one side."""
+    if not all(side.record.ledger.collected for side in sides):
+        return []
+    seen = [len(s.record.ledger.errors) + len(s.record.ledger.resets) for s in sides]
+    if seen[0] == seen[1]:
+        return []
+    a, b = (str(n) if n else "none" for n in seen)
+    return [
+        f"the ledger saw {a} transport errors or resets {where(sides[0])}, {b} {where(sides[1])}"
+    ]
+
+
+# --------------------------------------------------------------------------- summary.md
+
+# What summary.md lists at most (the index has them all): a ticket stays readable.
+SUMMARY_TESTS = 20
+SUMMARY_COUNTERS = 12
+
+
+def _md(text: str) -> str:
+    """Text from a record or a test as one line of Markdown table or list: no line
+    breaks, no control characters, no column break."""
+    return " ".join(visible(text).split()).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    """A test id or message as a code span: shown literally by whatever renders it."""
+    return "`" + " ".join(visible(text).split()).replace("`", "'") + "`"
+
+
+def title(sides: Sequence[Side]) -> str:
+    """The first line of summary.md (a ticket's title, an e-mail's subject)."""
+    if not sides:
+        return "# readiness: no runs yet"
+    named = [f"{s.record.inventory} ({s.record.topology}) {s.record.verdict}" for s in sides]
+    return "# readiness: " + _md(" vs ".join(named))
+
+
+def summary(view: Comparison, others: Sequence[RunRecord] = (), index: str = "") -> str:
+    """``reports/summary.md``: the comparison in plain text, for a ticket or an e-mail.
+    Markdown that reads as plain text: short lines, tables of a few columns, every test
+    name in a code span (user data, never markup)."""
+    lines = [title(view.sides), "", view.differs, ""]
+    for side in view.sides:
+        lines += _side_lines(side)
+    if view.sides:
+        lines += _layer_lines(view)
+    if len(view.sides) == 2:
+        lines += _test_lines(view)
+    lines += _counter_lines(view)
+    if others:
+        lines += ["## Other inventories (latest run, not compared)", ""]
+        lines += [
+            f"- {_md(r.inventory)} ({r.topology}): {r.verdict}, run {_md(r.run_id)}" for r in others
+        ]
+        lines.append("")
+    if index:
+        lines.append(f"Everything, test by test: {index}")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _side_lines(side: Side) -> list[str]:
+    r = side.record
+    facts = [f"run {r.run_id}", f"started {r.started_at}", f"suite {r.suite}"]
+    if r.project and r.project.commit:
+        facts.append(f"commit {r.project.commit[:12]}{' (dirty)' if r.project.dirty else ''}")
+    lines = [f"## {_md(side.label)}: {_md(r.inventory)} is {r.verdict}", "", _md(", ".join(facts))]
+    lines += [f"- {_md(reason)}" for reason in r.reasons]
+    if r.ledger.collected:
+        lines.append(f"- transport: {_md(r.ledger.finding or 'no finding')}")
+    return [*lines, ""]
+
+
+def _layer_cell(layer: LayerRecord | None) -> str:
+    if layer is None:
+        return "not run"
+    if layer.setup:
+        return f"{layer.status}, step, {seconds(layer.duration_s)}"
+    t = layer.tests
+    return f"{layer.status}, {t.passed}/{t.total} passed, {seconds(layer.duration_s)}"
+
+
+def _layer_lines(view: Comparison) -> list[str]:
+    two = len(view.sides) == 2
+    head = (
+        "| layer | "
+        + " | ".join(_md(s.label) for s in view.sides)
+        + (" | ratio |" if two else " |")
+    )
+    lines = ["## Layers", "", head, "|---" * (1 + len(view.sides) + two) + "|"]
+    for row in view.layers:
+        cells = [_md(row.name), *(_layer_cell(layer) for layer in row.layers)]
+        if two:
+            cells.append(times(row.ratio) if row.ratio is not None else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _test_lines(view: Comparison) -> list[str]:
+    differing = [row for row in view.tests if row.differs]
+    if not differing:
+        return []
+    lines = [f"## Tests that differ ({len(differing)} of {len(view.tests)})", ""]
+    for row in differing[:SUMMARY_TESTS]:
+        outcomes = ", ".join(
+            f"{side.label} {cell.outcome}"
+            + (f" ({seconds(cell.duration_s)})" if cell.duration_s is not None else "")
+            for side, cell in zip(view.sides, row.cells, strict=True)
+        )
+        message = next((c.message for c in row.cells if c.message), None)
+        lines.append(f"- {_code(row.key)}: {outcomes}" + (f": {_code(message)}" if message else ""))
+    if len(differing) > SUMMARY_TESTS:
+        lines.append(f"- and {len(differing) - SUMMARY_TESTS} more")
+    return [*lines, ""]
+
+
+def _counter_lines(view: Comparison) -> list[str]:
+    alarming = [row for row in view.counters if row.moved and row.alarming]
+    if not alarming:
+        return []
+    lines = ["## Alarming TCP counters that moved", ""]
+    for row in alarming[:SUMMARY_COUNTERS]:
+        cells = []
+        for side, cell in zip(view.sides, row.cells, strict=True):
+            moved = ", ".join(f"{h} {v:+d}" for h, v in cell.hosts if v) if cell else "not recorded"
+            cells.append(f"{side.label} {moved or 'none'}")
+        lines.append(f"- {_md(row.layer)} {row.counter}: " + "; ".join(cells))
+    if len(alarming) > SUMMARY_COUNTERS:
+        lines.append(f"- and {len(alarming) - SUMMARY_COUNTERS} more")
+    return [*lines, ""]
