@@ -11,9 +11,13 @@ PY := $(VENV)/bin/python
 # Debian packages the control node and the local lab need: the database server the
 # broker's tests run against, OpenSSH for the lab hosts, iproute2 for their namespaces,
 # shellcheck for `make lint` (the remote scripts), tcpdump for the RST capture of each
-# layer's evidence window (orchestrator/capture.py), iptables for injecting resets.
+# layer's evidence window (orchestrator/capture.py), iptables for injecting resets,
+# chromium for the real-browser tests of the report (tests/browser.py drives it over the
+# DevTools pipe; fonts-dejavu-core: a known font for its width checks), git for the
+# project's commit in the run record.
 DEBS := mariadb-server mariadb-client openssh-server openssh-client iproute2 procps \
-        python3 python3-venv python3-pip ca-certificates shellcheck tcpdump iptables
+        python3 python3-venv python3-pip ca-certificates shellcheck tcpdump iptables \
+        chromium fonts-dejavu-core git
 PY_REQS := pyproject.toml sut/broker/requirements.txt sut/broker/integration/requirements.txt
 
 .PHONY: help setup debs venv readiness test lint unit clean
@@ -53,6 +57,7 @@ readiness: setup
 	@rc=0; \
 	$(VENV)/bin/invoke readiness --inventory=single || rc=$$?; \
 	$(VENV)/bin/invoke readiness --inventory=cluster || { c=$$?; [ $$c -gt $$rc ] && rc=$$c; }; \
+	if [ -f reports/summary.md ]; then echo; cat reports/summary.md; echo; fi; \
 	echo "readiness: run records in reports/runs/, side by side in reports/index.html"; \
 	exit $$rc
 
@@ -60,6 +65,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m orchestrator.scripts
+	$(PY) -m orchestrator.schema --check
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
