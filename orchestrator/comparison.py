@@ -13,7 +13,6 @@ other's.
 from __future__ import annotations
 
 import os
-import re
 import urllib.parse
 from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from typing import Protocol, TypeVar
 
 from orchestrator import counters
 from orchestrator.record import CounterRecord, LayerRecord, RunRecord
+from orchestrator.templating import visible
 from orchestrator.testcases import TestCase
 
 # Comparison order: the co-located box first, then the one that crosses the network.
@@ -48,7 +48,6 @@ MESSAGE_CHARS = 300
 # Above this many rows the matrix starts folded: the page opens at once, the differing
 # tests (first in the table) are one click or one filter away.
 MATRIX_OPEN = 1000
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 Key = tuple[str, str]
 
@@ -68,14 +67,6 @@ class Stored(Protocol):
 
 S = TypeVar("S", bound=Stored)
 K = TypeVar("K", bound=Hashable)
-
-
-def visible(text: str) -> str:
-    """``text`` with control characters spelled out (``\\x1b``): a test name with an ANSI
-    escape must show what it is, not recolour a terminal or vanish from the page."""
-    if text.isprintable():  # the common case, and a C call: thousands of rows stay fast
-        return text
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 # --------------------------------------------------------------------------- which runs

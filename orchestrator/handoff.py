@@ -26,18 +26,6 @@ INPUT_LIMIT = 256 * 1024
 NOT_RECORDED = "not recorded"
 NOT_APPLICABLE = "-"
 
-# C0 controls (but tab and newline), DEL and the marks that reorder text on screen (bidi
-# overrides) as Python writes them: ``\x1b``, ``\u202e``. Not as their Unicode pictures
-# (``␛``): most monospace fonts have no glyph for those.
-_CONTROLS = [*(c for c in range(32) if c not in (9, 10)), 0x7F]
-_BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-_VISIBLE: dict[int, str] = {c: f"\\x{c:02x}" for c in _CONTROLS} | {c: f"\\u{c:04x}" for c in _BIDI}
-
-
-def visible(text: str | None) -> str:
-    """The text with every control character written out, as an escape sequence."""
-    return "" if text is None else text.translate(_VISIBLE)
-
 
 def href(path: str) -> str | None:
     """A run-relative path as a link, or None when it is not one inside the run directory

@@ -19,7 +19,7 @@ from orchestrator import comparison, counters, handoff, svg
 from orchestrator.history import history, report_href
 from orchestrator.record import RunRecord
 from orchestrator.store import RECORD, read_record
-from orchestrator.templating import templates
+from orchestrator.templating import templates, visible
 from orchestrator.testcases import TestCase, run_cases
 
 ALARMING = {
@@ -45,7 +45,7 @@ def render_run(run_dir: Path) -> Path:
     html = (
         _env()
         .get_template("run.html.j2")
-        .render(r=record, page=page, visible=handoff.visible, href=handoff.href)
+        .render(r=record, page=page, visible=visible, href=handoff.href)
     )
     out = run_dir / "report.html"
     out.write_text(html, encoding="utf-8")
@@ -140,7 +140,7 @@ def render_history(reports_root: Path) -> Path:
     html = (
         _env()
         .get_template("history.html.j2")
-        .render(h=page, visible=handoff.visible, report_href=report_href)
+        .render(h=page, visible=visible, report_href=report_href)
     )
     out = reports_root / "history.html"
     reports_root.mkdir(parents=True, exist_ok=True)

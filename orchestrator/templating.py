@@ -64,3 +64,22 @@ def templates(*, autoescape: bool = False) -> jinja2.Environment:
     # Values rendered into Python source go through repr(): no quoting mistakes possible.
     env.filters["py"] = repr
     return env
+
+
+# C0 controls but tab and newline, DEL, C1 controls, and the marks that reorder text on
+# screen (bidi overrides and isolates), written as Python writes them (``\x1b``,
+# ``\u202e``), not as their Unicode pictures (most monospace fonts have none).
+_CONTROLS = [*(c for c in range(32) if c not in (9, 10)), *range(0x7F, 0xA0)]
+_BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_VISIBLE: dict[int, str] = {c: f"\\x{c:02x}" for c in _CONTROLS} | {c: f"\\u{c:04x}" for c in _BIDI}
+
+
+def visible(text: str | None) -> str:
+    """Text from a test or a host as it is: an ANSI escape in a test name is shown as
+    ``\\x1b[31m``, not hidden, and a bidi override cannot reverse what a page says.
+    The pages' one display filter (autoescaping then handles ``<`` and ``&``)."""
+    if text is None:
+        return ""
+    if text.isprintable():  # the common case, one C call: thousands of rows stay fast
+        return text
+    return text.translate(_VISIBLE)

@@ -1,0 +1,21 @@
+"""The pages' one display filter: what a test or a host said, shown as it is."""
+
+from __future__ import annotations
+
+from orchestrator.templating import visible
+
+
+def test_control_characters_are_spelled_out_not_hidden() -> None:
+    assert visible("\x1b[31mred\x1b[0m") == "\\x1b[31mred\\x1b[0m"
+    assert visible("bell\x07 del\x7f c1\x9b") == "bell\\x07 del\\x7f c1\\x9b"
+
+
+def test_a_bidi_override_cannot_reverse_what_the_page_says() -> None:
+    assert visible("ok\u202edeliaf") == "ok\\u202edeliaf"
+    assert visible("a\u2066b\u2069") == "a\\u2066b\\u2069"
+
+
+def test_text_lines_and_tabs_and_any_script_stay_as_they_are() -> None:
+    for text in ("line one\n\tline two", "naïve 日本語 <script>", ""):
+        assert visible(text) == text
+    assert visible(None) == ""
