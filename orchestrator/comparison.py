@@ -13,8 +13,9 @@ other's.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
-from collections.abc import Collection, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -38,7 +39,9 @@ SEVERITY = {
 }
 NOT_CLEAN = frozenset({"passed-with-transport-errors", "passed-with-retries"})
 ABSENT = "absent"  # the other run has the test, this one did not run it
-NOT_RECORDED = "not recorded"  # this run kept no test cases (a record older than schema 4)
+# This run's layers stored JUnit XML, but none of it can be read: what its tests did is
+# unknown (not "absent": they may well have run).
+NOT_RECORDED = "not recorded"
 # Below this, a duration is timer noise: 0.002 s against 0.006 s is no "3x slower".
 MIN_RATIO_S = 0.05
 # What the what-differs sentence calls slower: a ratio and a difference a human notices.
@@ -107,11 +110,12 @@ def pick_pair(runs: Sequence[S]) -> list[S]:
     return in_topology_order([newest, match])
 
 
-def not_compared(runs: Sequence[S], compared: Sequence[S]) -> list[RunRecord]:
+def not_compared(runs: Sequence[S], compared: Sequence[S]) -> list[S]:
     """The latest run of every other inventory: listed on the index, so a run is never
-    hidden because it was not the one compared."""
-    shown = {run.record.run_id for run in compared}
-    return [run.record for run in latest_by_inventory(runs) if run.record.run_id not in shown]
+    hidden because it was not the one compared. Runs are told apart by their directory:
+    a copied run keeps its record's run id."""
+    shown = {run.dir for run in compared}
+    return [run for run in latest_by_inventory(runs) if run.dir not in shown]
 
 
 def shown(runs: Sequence[S], named: Sequence[S] | None) -> list[S]:
@@ -154,6 +158,12 @@ class Side:
     label: str
     href: str
     cases_recorded: bool
+
+    @property
+    def older(self) -> bool:
+        """A record written before schema 4 (no command, no readiness version): the only
+        kind a sentence may call "an older record"."""
+        return older(self.record)
 
 
 @dataclass(frozen=True)
@@ -248,10 +258,20 @@ class Comparison:
         return sum(1 for row in self.tests if row.differs)
 
 
+def older(record: RunRecord) -> bool:
+    """Whether the record predates schema 4 (which added the command and the version)."""
+    return record.readiness_version == "" and record.command == ""
+
+
 def recorded(entry: Entry) -> bool:
-    """Whether the run kept its test cases: a tests.jsonl, or (a record older than
-    tests.jsonl) the JUnit XML its layers stored, which the cases were read from."""
-    return entry.record.tests_file is not None or bool(entry.cases)
+    """Whether what the run's tests did is known: it has a tests.jsonl, or a case could
+    be read from its layers' JUnit XML, or no layer stored JUnit at all (a run stopped at
+    deploy ran no test: its tests are absent, not unknown). Only a run whose layers list
+    JUnit files none of which can be read is not recorded."""
+    record = entry.record
+    if record.tests_file is not None or entry.cases:
+        return True
+    return not any(layer.junit for layer in record.layers)
 
 
 def compare(entries: Sequence[Entry], alarming: Collection[str]) -> Comparison:
@@ -443,9 +463,15 @@ def _counter_cell(hosts: dict[str, CounterRecord] | None, key: str) -> CounterCe
 # --------------------------------------------------------------------------- in words
 
 
-def where(side: Side) -> str:
-    """How a sentence places something in one run: "only all-on-one", "only in single-b"."""
-    return side.label if side.label == side.record.topology else f"in {side.label}"
+def plain(text: str) -> str:
+    """A name as it is: the index's sentences are autoescaped by its template."""
+    return text
+
+
+def where(side: Side, name: Callable[[str], str] = plain) -> str:
+    """How a sentence places something in one run: "only all-on-one", "only in single-b"
+    (``name`` escapes the label for the Markdown of summary.md)."""
+    return name(side.label) if side.label == side.record.topology else f"in {name(side.label)}"
 
 
 def seconds(value: float | None) -> str:
@@ -472,10 +498,14 @@ def _tests(n: int) -> str:
 
 
 def what_differs(
-    sides: Sequence[Side], layers: Sequence[LayerRow], tests: Sequence[TestRow]
+    sides: Sequence[Side],
+    layers: Sequence[LayerRow],
+    tests: Sequence[TestRow],
+    name: Callable[[str], str] = plain,
 ) -> str:
     """One sentence of what differs between the two runs, most telling first: verdicts,
-    tests that fail or are retried on one side only, the slowest layer, the ledger."""
+    tests that fail or are retried on one side only, the slowest layer, the ledger.
+    ``name`` is applied to every piece of record data in it (summary.md escapes them)."""
     if not sides:
         return (
             "No run yet: `invoke readiness --inventory=single` and "
@@ -484,12 +514,15 @@ def what_differs(
     if len(sides) == 1:
         r = sides[0].record
         other = "distributed" if r.topology == "all-on-one" else "all-on-one"
-        return f"Only {r.inventory} ({r.topology}) has run: no {other} run to compare it with yet."
+        return (
+            f"Only {name(r.inventory)} ({name(r.topology)}) has run: "
+            f"no {other} run to compare it with yet."
+        )
     parts = [
-        *_verdict_part(sides),
-        *_test_parts(sides, tests),
-        *_layer_part(sides, layers),
-        *_ledger_part(sides),
+        *_verdict_part(sides, name),
+        *_test_parts(sides, tests, name),
+        *_layer_part(sides, layers, name),
+        *_ledger_part(sides, name),
     ]
     if not parts:
         parts = [
@@ -500,18 +533,25 @@ def what_differs(
     return text[0].upper() + text[1:] + "."
 
 
-def _verdict_part(sides: Sequence[Side]) -> list[str]:
+def _verdict_part(sides: Sequence[Side], name: Callable[[str], str]) -> list[str]:
     a, b = sides
     if a.record.verdict == b.record.verdict:
         return []
-    return [f"{a.label} is {a.record.verdict}, {b.label} {b.record.verdict}"]
+    return [
+        f"{name(a.label)} is {name(a.record.verdict)}, {name(b.label)} {name(b.record.verdict)}"
+    ]
 
 
-def _test_parts(sides: Sequence[Side], tests: Sequence[TestRow]) -> list[str]:
+def _test_parts(
+    sides: Sequence[Side], tests: Sequence[TestRow], name: Callable[[str], str]
+) -> list[str]:
     missing = [side for side in sides if not side.cases_recorded]
     if missing:
-        names = " and ".join(side.label for side in missing)
-        return [f"not compared test by test: {names} kept no test cases (an older record)"]
+        return [
+            f"not compared test by test: the JUnit files of {name(side.label)} could not be read"
+            + (" (an older record)" if side.older else "")
+            for side in missing
+        ]
     fails_only, unclean_only, only_in, other = [0, 0], [0, 0], [0, 0], 0
     for row in tests:
         if not row.differs:
@@ -533,22 +573,26 @@ def _test_parts(sides: Sequence[Side], tests: Sequence[TestRow]) -> list[str]:
     for i, side in enumerate(sides):
         if fails_only[i]:
             verb = "fails" if fails_only[i] == 1 else "fail"
-            parts.append(f"{_tests(fails_only[i])} {verb} only {where(side)}")
+            parts.append(f"{_tests(fails_only[i])} {verb} only {where(side, name)}")
     for i, side in enumerate(sides):
         if unclean_only[i]:
             parts.append(
                 f"{_tests(unclean_only[i])} needed retries or saw transport errors "
-                f"only {where(side)}"
+                f"only {where(side, name)}"
             )
     parts += [
-        f"{_tests(n)} ran only {where(side)}" for n, side in zip(only_in, sides, strict=True) if n
+        f"{_tests(n)} ran only {where(side, name)}"
+        for n, side in zip(only_in, sides, strict=True)
+        if n
     ]
     if other:
         parts.append(f"{_tests(other)} more differ in outcome")
     return parts
 
 
-def _layer_part(sides: Sequence[Side], layers: Sequence[LayerRow]) -> list[str]:
+def _layer_part(
+    sides: Sequence[Side], layers: Sequence[LayerRow], name: Callable[[str], str]
+) -> list[str]:
     """The layer whose duration differs most, if a human would notice the difference."""
     notable = []
     for row in layers:
@@ -562,10 +606,10 @@ def _layer_part(sides: Sequence[Side], layers: Sequence[LayerRow]) -> list[str]:
         return []
     spread, row = max(notable, key=lambda item: item[0])
     slower = sides[1] if row.ratio is not None and row.ratio >= 1 else sides[0]
-    return [f"the {row.name} layer is {times(spread)} slower {where(slower)}"]
+    return [f"the {name(row.name)} layer is {times(spread)} slower {where(slower, name)}"]
 
 
-def _ledger_part(sides: Sequence[Side]) -> list[str]:
+def _ledger_part(sides: Sequence[Side], name: Callable[[str], str]) -> list[str]:
     """Transport errors and swallowed resets, when the ledger saw more on one side."""
     if not all(side.record.ledger.collected for side in sides):
         return []
@@ -574,7 +618,8 @@ def _ledger_part(sides: Sequence[Side]) -> list[str]:
         return []
     a, b = (str(n) if n else "none" for n in seen)
     return [
-        f"the ledger saw {a} transport errors or resets {where(sides[0])}, {b} {where(sides[1])}"
+        f"the ledger saw {a} transport errors or resets {where(sides[0], name)}, "
+        f"{b} {where(sides[1], name)}"
     ]
 
 
@@ -585,10 +630,23 @@ SUMMARY_TESTS = 20
 SUMMARY_COUNTERS = 12
 
 
+# Markdown that renders literally in any flavour: ASCII punctuation that can open markup
+# anywhere in a line is backslash-escaped, and ``<``, ``>``, ``&`` are written as entities
+# (the original Markdown.pl passes a backslashed ``<`` through and would open an HTML tag).
+_MD_ESCAPES = str.maketrans(
+    {c: "\\" + c for c in "\\`*_{}[]()#+!|~"} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+)
+# What opens a block only at the start of a list item or a line: a bullet, "1." (the
+# others, # + > and so on, are escaped wherever they are). A dash inside a name stays.
+_MD_BLOCK_START = re.compile(r"^(-|\d+\.)")
+
+
 def _md(text: str) -> str:
-    """Text from a record or a test as one line of Markdown table or list: no line
-    breaks, no control characters, no column break."""
-    return " ".join(visible(text).split()).replace("|", "\\|")
+    """Record data (an inventory, a reason, a layer or host name, a run id) as one line of
+    Markdown that shows it literally: no line break, no control character, no column
+    break, and no link, image, HTML tag or emphasis it could smuggle into a ticket."""
+    flat = " ".join(visible(text).split()).translate(_MD_ESCAPES)
+    return _MD_BLOCK_START.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], flat)
 
 
 def _code(text: str) -> str:
@@ -597,18 +655,23 @@ def _code(text: str) -> str:
 
 
 def title(sides: Sequence[Side]) -> str:
-    """The first line of summary.md (a ticket's title, an e-mail's subject)."""
+    """The first line of summary.md (a ticket's title, an e-mail's subject):
+    ``# readiness: <inventory> (<topology>) <verdict> vs ...``, each piece escaped."""
     if not sides:
         return "# readiness: no runs yet"
-    named = [f"{s.record.inventory} ({s.record.topology}) {s.record.verdict}" for s in sides]
-    return "# readiness: " + _md(" vs ".join(named))
+    named = [
+        f"{_md(s.record.inventory)} ({_md(s.record.topology)}) {_md(s.record.verdict)}"
+        for s in sides
+    ]
+    return "# readiness: " + " vs ".join(named)
 
 
 def summary(view: Comparison, others: Sequence[RunRecord] = (), index: str = "") -> str:
     """``reports/summary.md``: the comparison in plain text, for a ticket or an e-mail.
-    Markdown that reads as plain text: short lines, tables of a few columns, every test
-    name in a code span (user data, never markup)."""
-    lines = [title(view.sides), "", view.differs, ""]
+    Markdown that reads as plain text: short lines, tables of a few columns, test ids and
+    messages in code spans, every other piece of record data escaped (never markup)."""
+    differs = what_differs(view.sides, view.layers, view.tests, name=_md)
+    lines = [title(view.sides), "", differs, ""]
     for side in view.sides:
         lines += _side_lines(side)
     if view.sides:
@@ -619,20 +682,22 @@ def summary(view: Comparison, others: Sequence[RunRecord] = (), index: str = "")
     if others:
         lines += ["## Other inventories (latest run, not compared)", ""]
         lines += [
-            f"- {_md(r.inventory)} ({r.topology}): {r.verdict}, run {_md(r.run_id)}" for r in others
+            f"- {_md(r.inventory)} ({_md(r.topology)}): {_md(r.verdict)}, run {_md(r.run_id)}"
+            for r in others
         ]
         lines.append("")
     if index:
-        lines.append(f"Everything, test by test: {index}")
+        lines.append(f"Everything, test by test: {_code(index)}")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _side_lines(side: Side) -> list[str]:
     r = side.record
-    facts = [f"run {r.run_id}", f"started {r.started_at}", f"suite {r.suite}"]
+    facts = [f"run {_md(r.run_id)}", f"started {_md(r.started_at)}", f"suite {_md(r.suite)}"]
     if r.project and r.project.commit:
-        facts.append(f"commit {r.project.commit[:12]}{' (dirty)' if r.project.dirty else ''}")
-    lines = [f"## {_md(side.label)}: {_md(r.inventory)} is {r.verdict}", "", _md(", ".join(facts))]
+        dirty = " (dirty)" if r.project.dirty else ""
+        facts.append(f"commit {_md(r.project.commit[:12])}{dirty}")
+    lines = [f"## {_md(side.label)}: {_md(r.inventory)} is {_md(r.verdict)}", "", ", ".join(facts)]
     lines += [f"- {_md(reason)}" for reason in r.reasons]
     if r.ledger.collected:
         lines.append(f"- transport: {_md(r.ledger.finding or 'no finding')}")
@@ -643,9 +708,9 @@ def _layer_cell(layer: LayerRecord | None) -> str:
     if layer is None:
         return "not run"
     if layer.setup:
-        return f"{layer.status}, step, {seconds(layer.duration_s)}"
+        return f"{_md(layer.status)}, step, {seconds(layer.duration_s)}"
     t = layer.tests
-    return f"{layer.status}, {t.passed}/{t.total} passed, {seconds(layer.duration_s)}"
+    return f"{_md(layer.status)}, {t.passed}/{t.total} passed, {seconds(layer.duration_s)}"
 
 
 def _layer_lines(view: Comparison) -> list[str]:
@@ -671,7 +736,7 @@ def _test_lines(view: Comparison) -> list[str]:
     lines = [f"## Tests that differ ({len(differing)} of {len(view.tests)})", ""]
     for row in differing[:SUMMARY_TESTS]:
         outcomes = ", ".join(
-            f"{side.label} {cell.outcome}"
+            f"{_md(side.label)} {cell.outcome}"
             + (f" ({seconds(cell.duration_s)})" if cell.duration_s is not None else "")
             for side, cell in zip(view.sides, row.cells, strict=True)
         )
@@ -690,9 +755,11 @@ def _counter_lines(view: Comparison) -> list[str]:
     for row in alarming[:SUMMARY_COUNTERS]:
         cells = []
         for side, cell in zip(view.sides, row.cells, strict=True):
-            moved = ", ".join(f"{h} {v:+d}" for h, v in cell.hosts if v) if cell else "not recorded"
-            cells.append(f"{side.label} {moved or 'none'}")
-        lines.append(f"- {_md(row.layer)} {row.counter}: " + "; ".join(cells))
+            moved = "not recorded"
+            if cell is not None:
+                moved = ", ".join(f"{_md(h)} {v:+d}" for h, v in cell.hosts if v)
+            cells.append(f"{_md(side.label)} {moved or 'none'}")
+        lines.append(f"- {_md(row.layer)} {_md(row.counter)}: " + "; ".join(cells))
     if len(alarming) > SUMMARY_COUNTERS:
         lines.append(f"- and {len(alarming) - SUMMARY_COUNTERS} more")
     return [*lines, ""]

@@ -39,7 +39,7 @@ from orchestrator.scripts import Shell, render
 from orchestrator.store import RunStore
 from orchestrator.suite import Layer
 from orchestrator.transport import Result, Transport
-from orchestrator.vault import redact
+from orchestrator.vault import encoded_forms, redact
 
 # Statuses: passed; failed (non-zero exit, failing tests, or no tests reported); timeout;
 # error (could not run at all: the host was lost; a burst probe that could not run or
@@ -390,7 +390,9 @@ class LayerRun:
             data = self.transports[host].get(path)
             tests = parse_counts(data, source=f"{host}:{path}")
             stored = self.store.write_bytes(
-                redact(data.decode("utf-8", "replace"), self.secrets).encode(),
+                # XML escapes a secret's & < > and quotes: scrub those spellings too,
+                # or parsing the file (tests.jsonl, the pages) would bring it back.
+                redact(data.decode("utf-8", "replace"), encoded_forms(self.secrets)).encode(),
                 "junit",
                 self.layer.name,
                 f"{host}.xml",

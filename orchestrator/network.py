@@ -10,10 +10,14 @@ function of plain values, so it is tested without a host.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from orchestrator.record import FlowRecord, ListenRecord, NetworkRecord
+
+if TYPE_CHECKING:
+    from orchestrator.hosts import Target
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,20 @@ class DatabaseLink:
     host: str
     port: int | None = None
     socket: str | None = None
+
+
+def nodes_of(targets: Iterable[Target]) -> list[Node]:
+    """The resolved hosts as nodes: ``ssh`` and ``lab`` hosts are both reached over SSH
+    (on the inventory's port); only a ``local`` one is not."""
+    return [
+        Node(
+            t.name,
+            t.host.roles,
+            t.ip or t.address,
+            t.host.port if t.host.connection != "local" else None,
+        )
+        for t in targets
+    ]
 
 
 def network_of(

@@ -16,13 +16,15 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from orchestrator import __version__
 from orchestrator.inventory import Inventory
 from orchestrator.plan import Options, Plan
 from orchestrator.record import ProjectRecord, RunRecord
 from orchestrator.store import RunStore
 from orchestrator.suite import Suite
-from orchestrator.vault import redact
+from orchestrator.vault import encoded_forms, redact
 
 GIT_TIMEOUT_S = 10
 # Names under which an environment value is treated as a secret in the copied inventory.
@@ -47,11 +49,13 @@ def command_line(inventory: str, suite: str | None, options: Options) -> str:
 
 
 def _git(folder: Path, *args: str) -> str | None:
-    """One read-only git query in ``folder``; None when it is no checkout or git is
-    missing. A hostile repository's config must not run anything: no fsmonitor hook,
-    no optional locks, no pager."""
+    """One read-only git query in ``folder``; None when it is no checkout, git is
+    missing, or git does not trust the checkout. git's own ownership check is never
+    overridden: a repository owned by another user could run commands from its config
+    (a clean filter during ``status``), as whoever runs readiness. No fsmonitor hook, no
+    optional locks, no pager."""
     argv = ["git", "-c", "core.fsmonitor=false", "--no-optional-locks", "--no-pager"]
-    argv += ["-c", f"safe.directory={folder}", "-C", str(folder), *args]
+    argv += ["-C", str(folder), *args]
     env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
     try:
         done = subprocess.run(
@@ -83,17 +87,50 @@ def secret_values(inventory: Inventory) -> list[str]:
     return [v for k, v in inventory.application.env.items() if SECRET_NAME.search(k)]
 
 
+def scrub_env(text: str) -> str:
+    """The inventory's text with the value of each secret-looking ``application.env``
+    key replaced where it is written, however it is spelled (quoted, escaped, folded
+    over lines, an anchor): the parsed document says where each value is, so no
+    spelling of the value has to match. Comments and layout are kept."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return text
+    env = _child(_child(root, "application"), "env")
+    spans: set[tuple[int, int]] = set()
+    if isinstance(env, yaml.MappingNode):
+        for key, value in env.value:
+            if isinstance(key, yaml.ScalarNode) and SECRET_NAME.search(str(key.value)):
+                spans.add((value.start_mark.index, value.end_mark.index))
+    for start, end in sorted(spans, reverse=True):
+        old = text[start:end]
+        tail = old[len(old.rstrip()) :]  # a block scalar's span ends with its line break
+        text = text[:start] + "'[redacted]'" + tail + text[end:]
+    return text
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return v  # type: ignore[no-any-return]
+    return None
+
+
 def keep_inputs(store: RunStore, inventory: Inventory, suite: Suite) -> dict[str, str]:
     """Copies of the inventory and suite files in the run directory (``inputs/``), with
     secrets scrubbed; name -> run-relative path. A file that cannot be read is left out
     (the run goes on: its record still names the file)."""
-    hidden: Sequence[str] = secret_values(inventory)
+    hidden: Sequence[str] = encoded_forms(secret_values(inventory))
     kept: dict[str, str] = {}
     for name, path in (("inventory", inventory.file), ("suite", suite.file)):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
+        if name == "inventory":
+            text = scrub_env(text)
         stored = store.write_text(redact(text, hidden), "inputs", f"{name}.yaml")
         kept[name] = store.relative(stored)
     return kept

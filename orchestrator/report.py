@@ -7,7 +7,6 @@ and host names are user input.
 
 from __future__ import annotations
 
-import json
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 import jinja2
 
 from orchestrator import comparison, counters, handoff, svg
-from orchestrator.history import history, report_href
+from orchestrator.history import history
 from orchestrator.record import RunRecord
 from orchestrator.store import RECORD, read_record
 from orchestrator.templating import templates, visible
@@ -66,7 +65,9 @@ class StoredRun:
 
 def stored_runs(runs_root: Path) -> list[StoredRun]:
     """Every readable run of the store, oldest first; unreadable ones are left out (a
-    report is never blocked by one broken record)."""
+    report is never blocked by one broken record). Any exception counts as unreadable,
+    not only the expected ones: a record nested too deep raises RecursionError, and one
+    such file must not break the index, history and summary of every later run."""
     if not runs_root.is_dir():
         return []
     found: list[StoredRun] = []
@@ -75,7 +76,7 @@ def stored_runs(runs_root: Path) -> list[StoredRun]:
             continue
         try:
             found.append(StoredRun(run_dir, read_record(run_dir)))
-        except (OSError, ValueError, json.JSONDecodeError):
+        except Exception:  # whatever is wrong with it, the record is skipped (see above)
             continue
     found.sort(key=lambda run: (run.record.started_at, run.record.run_id))
     return found
@@ -110,12 +111,18 @@ def render_index(reports_root: Path, compare: tuple[StoredRun, StoredRun] | None
     runs = stored_runs(reports_root / "runs")
     shown = comparison.shown(runs, compare)
     view = comparison.compare(comparison.entries(shown, reports_root), ALARMING)
+    # Linked by directory, not by the record's run id: a copied or renamed run directory
+    # keeps its run.json, and only the directory is where its report is.
+    others = [
+        (run.record, comparison.href(run.dir, reports_root))
+        for run in comparison.not_compared(runs, shown)
+    ]
     html = (
         _env()
         .get_template("index.html.j2")
         .render(
             view=view,
-            others=comparison.not_compared(runs, shown),
+            others=others,
             named=compare is not None,
             senders=senders,
             diagram=svg.topology,
@@ -137,11 +144,7 @@ def render_history(reports_root: Path) -> Path:
     """``reports/history.html``: every run of the store, newest first, and the tests that
     both passed and failed across runs of one inventory and commit."""
     page = history(stored_runs(reports_root / "runs"))
-    html = (
-        _env()
-        .get_template("history.html.j2")
-        .render(h=page, visible=visible, report_href=report_href)
-    )
+    html = _env().get_template("history.html.j2").render(h=page, visible=visible)
     out = reports_root / "history.html"
     reports_root.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
@@ -155,7 +158,8 @@ def render_summary(reports_root: Path, compare: tuple[StoredRun, StoredRun] | No
     shown = comparison.shown(runs, compare)
     view = comparison.compare(comparison.entries(shown, reports_root), ALARMING)
     index = reports_root / "index.html"
-    text = comparison.summary(view, comparison.not_compared(runs, shown), str(index))
+    others = [run.record for run in comparison.not_compared(runs, shown)]
+    text = comparison.summary(view, others, str(index))
     out = reports_root / "summary.md"
     reports_root.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")

@@ -8,6 +8,7 @@ SVG, and the layout is tested without parsing markup.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -196,6 +197,7 @@ class Gantt:
     bars: tuple[Bar, ...]
     ticks: tuple[Tick, ...]
     missing: tuple[str, ...]  # labels of runs whose record has no start times
+    notes: tuple[str, ...] = ()  # bars left out, and why
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,12 @@ class _Span:
 
 
 RUN_LANE = ""  # a run's own lane, for its steps (no host is named "")
+# No run lasts a week: a bar that ends later is a broken time (a hand-edited record, a
+# clock jump), and drawn it would shrink every real bar to a pixel and, before ticks were
+# bounded, fill the page with millions of them. It is left out, with a note.
+MAX_SPAN_S = 7 * 24 * 3600.0
+MAX_TICKS = 12
+TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400)
 
 
 def timeline(records: Sequence[RunRecord], labels: Sequence[str]) -> Gantt:
@@ -217,11 +225,16 @@ def timeline(records: Sequence[RunRecord], labels: Sequence[str]) -> Gantt:
     What overlaps on one host (two deploys at once) goes on a row of its own below."""
     lanes: list[tuple[str, str, bool]] = []  # label, title, header
     spans: list[tuple[int, _Span]] = []
-    missing = []
+    missing: list[str] = []
+    notes: list[str] = []
     for record, label in zip(records, labels, strict=True):
-        run_spans = _spans(record)
+        every = _spans(record)
+        run_spans = [span for span in every if _drawable(span)]
+        if len(run_spans) < len(every):
+            notes.append(_left_out(label, len(every) - len(run_spans)))
         if not run_spans:
-            missing.append(label)
+            if not every:
+                missing.append(label)
             continue
         by_lane: dict[str, list[_Span]] = {RUN_LANE: [], **{h.name: [] for h in record.hosts}}
         for span in run_spans:
@@ -233,7 +246,24 @@ def timeline(records: Sequence[RunRecord], labels: Sequence[str]) -> Gantt:
                 lanes.append(((label if header else name) if row == 0 else "", title, header))
                 spans += [(len(lanes) - 1, span) for span in packed]
     end = max((s.start + s.duration for _, s in spans), default=0.0)
-    return _layout(lanes, spans, end, tuple(missing))
+    return _layout(lanes, spans, end, tuple(missing), tuple(notes))
+
+
+def _drawable(span: _Span) -> bool:
+    """A bar with a real time: finite, not negative, ending within MAX_SPAN_S of the run's
+    start (JSON as Python reads it holds NaN and Infinity; a record can say anything)."""
+    start, duration = span.start, span.duration
+    if not (math.isfinite(start) and math.isfinite(duration)):
+        return False
+    return start >= 0 and duration >= 0 and start + duration <= MAX_SPAN_S
+
+
+def _left_out(label: str, count: int) -> str:
+    bars = "bar" if count == 1 else "bars"
+    return (
+        f"{label}: {count} {bars} not drawn: a start or duration that is not a time "
+        f"within {MAX_SPAN_S / 86400:g} days of the run's start"
+    )
 
 
 def _pack(spans: Sequence[_Span]) -> list[list[_Span]]:
@@ -290,6 +320,7 @@ def _layout(
     spans: Sequence[tuple[int, _Span]],
     end: float,
     missing: tuple[str, ...],
+    notes: tuple[str, ...] = (),
 ) -> Gantt:
     scale = CHART_W / end if end > 0 else 0.0
     top = AXIS_H
@@ -312,14 +343,22 @@ def _layout(
                 f"{lanes[lane][1]}: {what}",
             )
         )
-    ticks = tuple(Tick(LABEL_W + t * scale, f"{t:g} s") for t in _ticks(end))
+    marks = _ticks(end)
+    hours = len(marks) > 1 and marks[1] >= 3600
+    ticks = tuple(
+        Tick(LABEL_W + t * scale, f"{t / 3600:g} h" if hours else f"{t:g} s") for t in marks
+    )
     height = top + len(placed) * (ROW_H + 4) + 4 if placed else 0
-    return Gantt(LABEL_W + CHART_W + 20, height, placed, tuple(bars), ticks, missing)
+    return Gantt(LABEL_W + CHART_W + 20, height, placed, tuple(bars), ticks, missing, notes)
 
 
 def _ticks(end: float) -> list[float]:
-    """Round seconds, about eight of them across the run."""
-    if end <= 0:
+    """Round times across the run, at most MAX_TICKS of them whatever its length: the step
+    is the first round one that fits, else a power of ten that does."""
+    if not (math.isfinite(end) and end > 0):
         return []
-    step = next((s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800) if end / s <= 10), 3600)
-    return [i * step for i in range(int(end // step) + 1)]
+    fits = MAX_TICKS - 1  # n steps make n + 1 ticks, 0 included
+    step = next((float(s) for s in TICK_STEPS if end / s <= fits), None)
+    if step is None:
+        step = 10.0 ** math.ceil(math.log10(end / fits))
+    return [i * step for i in range(min(int(end // step), fits) + 1)]

@@ -123,8 +123,14 @@ def read_cases(run_dir: Path, tests_file: str | None = TESTS_FILE) -> list[TestC
     not test cases are skipped: the file is evidence, its reader must not break on it."""
     if not tests_file:
         return []
+    # The record names a file of its own run: never one elsewhere (a crafted run.json
+    # pointing at /etc/... or ../other-run), nor a FIFO or device that would hang a render.
+    root = run_dir.resolve()
+    path = (run_dir / tests_file).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return []
     try:
-        raw = (run_dir / tests_file).read_text(encoding="utf-8", errors="replace")
+        raw = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     cases = []
@@ -133,7 +139,7 @@ def read_cases(run_dir: Path, tests_file: str | None = TESTS_FILE) -> list[TestC
             continue
         try:
             case = from_line(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond reading
             continue
         if case is not None:
             cases.append(case)
@@ -253,10 +259,30 @@ def _stored_suites(store: RunStore, record: RunRecord) -> Iterator[HostSuite]:
                 continue  # the record names its own files; anything else is not read
             host = _host_of(store, layer, relative)
             try:
-                cases = parse_cases(path.read_bytes(), layer=layer.name, host=host, source=relative)
+                cases = _parsed(path, layer.name, host, relative)
             except (OSError, JUnitError):
                 continue
             yield layer, host, cases
+
+
+# Parsed stored files, by path and (size, mtime): tests.jsonl is rebuilt after every
+# layer, and with --repeat=100 re-parsing every earlier layer's file would be quadratic.
+_PARSED: dict[tuple[Path, str, str], tuple[tuple[int, int], list[TestCase]]] = {}
+_PARSED_MAX = 4096
+
+
+def _parsed(path: Path, layer: str, host: str, relative: str) -> list[TestCase]:
+    info = path.stat()
+    stamp = (info.st_size, info.st_mtime_ns)
+    key = (path, layer, host)
+    hit = _PARSED.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    cases = parse_cases(path.read_bytes(), layer=layer, host=host, source=relative)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = (stamp, cases)
+    return cases
 
 
 def _host_of(store: RunStore, layer: LayerRecord, relative: str) -> str:

@@ -54,9 +54,24 @@ def redact(text: str, secret_values: Iterable[str]) -> str:
     return text
 
 
+def _xml_forms(value: str) -> set[str]:
+    """A value as XML writers may escape it: ``&`` and ``<`` always, ``>`` usually, and
+    each kind of quote raw or as any of its entities (attributes differ from text)."""
+    if not any(c in value for c in "&<>\"'"):
+        return set()
+    forms = set()
+    for gt in (">", "&gt;"):
+        base = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", gt)
+        for dq in ('"', "&quot;", "&#34;"):
+            for sq in ("'", "&apos;", "&#x27;", "&#39;"):
+                forms.add(base.replace('"', dq).replace("'", sq))
+    return forms
+
+
 def encoded_forms(secret_values: Iterable[str]) -> list[str]:
-    """Each secret as it may appear in JSON or in a URL (escaped, percent-encoded), the
-    longest first: text that quotes a secret in another encoding is scrubbed too."""
+    """Each secret as it may appear in JSON, in a URL (escaped, percent-encoded) or in
+    XML (a JUnit file: ``&amp;``, ``&lt;``, quotes as entities), the longest first: text
+    that quotes a secret in another encoding is scrubbed too."""
     forms: set[str] = set()
     for value in secret_values:
         if not value:
@@ -68,6 +83,7 @@ def encoded_forms(secret_values: Iterable[str]) -> list[str]:
                 json.dumps(value, ensure_ascii=False)[1:-1],
                 quote(value, safe=""),
                 quote_plus(value),
+                *_xml_forms(value),
             }
         )
     return sorted(forms, key=len, reverse=True)

@@ -19,12 +19,15 @@ from orchestrator.context import Context
 from orchestrator.deploy import HostConfig, HostNeeds, check_wheels_fit, push
 from orchestrator.exceptions import GroupError
 from orchestrator.hosts import on_all
-from orchestrator.network import DatabaseLink, Node, network_of
+from orchestrator.network import DatabaseLink, network_of, nodes_of
+from orchestrator.provenance import secret_values
 from orchestrator.record import DeployRecord, NetworkRecord
 
 
 def deploy_step(ctx: Context) -> None:
     """Every host in parallel: its database (if db) and the one stream it lacks (if any)."""
+    # The application's own secrets (its environment's tokens) are scrubbed like ours.
+    ctx.extra_secrets += secret_values(ctx.inventory)
     managed = _managed_database(ctx)
     grant = None
     if managed is not None:
@@ -112,15 +115,7 @@ def _server_config(ctx: Context, server: str, endpoint: Endpoint) -> HostConfig:
 
 def _network(ctx: Context, endpoints: Mapping[str, Endpoint]) -> NetworkRecord:
     """Listeners and the connections between hosts, as this deploy sets them up."""
-    nodes = [
-        Node(
-            name,
-            target.host.roles,
-            target.ip,
-            target.host.port if target.host.connection == "ssh" else None,
-        )
-        for name, target in ctx.targets.items()
-    ]
+    nodes = nodes_of(ctx.targets.values())
     links = [
         DatabaseLink(name, e.host, None, e.host)
         if e.via_socket

@@ -8,7 +8,24 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.record import RunRecord
+from orchestrator.store import RunStore
+from tests.schema_check import assert_valid_record
+
 AppFactory = Callable[[], Path]
+
+
+@pytest.fixture(autouse=True)
+def every_record_written_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each record any unit test writes through the store is checked against the
+    committed JSON Schema first (DESIGN.md: the tests check every written record)."""
+    original = RunStore.write_record
+
+    def checked(self: RunStore, record: RunRecord) -> Path:
+        assert_valid_record(record.to_json())
+        return original(self, record)
+
+    monkeypatch.setattr(RunStore, "write_record", checked)
 
 
 @pytest.fixture

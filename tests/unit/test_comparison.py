@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 from orchestrator import comparison, svg
@@ -286,6 +287,36 @@ def test_a_run_stopped_before_it_reached_a_host_renders(tmp_path: Path) -> None:
     assert "1 test ran only all-on-one" in html
 
 
+def test_a_run_that_stopped_before_any_layer_ran_no_test_it_recorded_them(
+    tmp_path: Path,
+) -> None:
+    stopped = a_run(tmp_path, "cluster", "distributed", layers=[], verdict="error")
+    stopped.command, stopped.readiness_version = "invoke readiness --inventory=cluster", "4.0"
+    RunStore(tmp_path / "runs" / stopped.run_id).write_record(stopped)
+    a_run(tmp_path, "single", "all-on-one", [case("rest", "a")])
+    html = render_index(tmp_path).read_text()
+    (row,) = re.findall(r'<tr data-test="rest tests.t::a"[^>]*>.*?</tr>', html, re.S)
+    assert '<span class="outcome absent">absent</span>' in row and "not-recorded" not in row
+    assert "1 test ran only all-on-one" in html
+    assert "not recorded" not in html.split('id="tests"')[1].split("</section>")[0]
+    assert "older record" not in html and "older record" not in render_summary(tmp_path).read_text()
+
+
+def test_a_run_whose_junit_cannot_be_read_is_not_recorded_and_not_called_older(
+    tmp_path: Path,
+) -> None:
+    lost = [LayerRecord("rest", "client", ["h4"], "failed", 1.0, junit=["junit/rest/h4.xml"])]
+    unreadable = a_run(tmp_path, "cluster", "distributed", layers=lost, verdict="not-ready")
+    unreadable.command = "invoke readiness --inventory=cluster"
+    RunStore(tmp_path / "runs" / unreadable.run_id).write_record(unreadable)
+    a_run(tmp_path, "single", "all-on-one", [case("rest", "a")])
+    html = render_index(tmp_path).read_text()
+    (row,) = re.findall(r'<tr data-test="rest tests.t::a"[^>]*>.*?</tr>', html, re.S)
+    assert '<span class="outcome not-recorded">not recorded</span>' in row
+    assert "; not compared test by test: the JUnit files of distributed could not be read" in html
+    assert "older record" not in html and "predates per-test files" not in html
+
+
 def test_a_setup_layer_is_shown_as_a_step_not_as_zero_tests(tmp_path: Path) -> None:
     steps = [layer("migrate", 4.0, 0, setup=True), layer("rest", 10.0, 1)]
     a_run(tmp_path, "single", "all-on-one", [case("rest", "a")], layers=steps)
@@ -304,6 +335,7 @@ def test_a_record_of_an_older_schema_renders_with_what_it_has(tmp_path: Path) ->
         data.pop(key)
     for entry in data["layers"]:
         entry.pop("start_s"), entry.pop("setup")
+        entry["junit"] = ["junit/rest/h1.xml"]  # stored then, unreadable now
     data["database_links"] = {"h1": "socket"}
     (tmp_path / "runs" / old.run_id / "run.json").write_text(json.dumps(data))
     a_run(tmp_path, "cluster", "distributed", [case("rest", "a")])
@@ -313,7 +345,14 @@ def test_a_record_of_an_older_schema_renders_with_what_it_has(tmp_path: Path) ->
     assert "all-on-one: timeline not recorded" in html
     assert "network not recorded in this run: connections derived from the roles" in html
     assert "server \u2192 database: Unix socket" in html  # inside h1's box: it never crosses
-    assert "Not compared test by test: all-on-one kept no test cases" in html
+    assert (
+        "all-on-one: test cases not recorded: the JUnit files of its layers could not be read"
+        in html
+    )
+    assert (
+        "Not compared test by test: the JUnit files of all-on-one could not be read "
+        "(an older record)"
+    ) in html
 
 
 def test_the_page_asks_for_nothing_over_the_network(tmp_path: Path) -> None:
@@ -448,6 +487,52 @@ def test_the_timeline_puts_both_runs_on_one_time_scale() -> None:
     assert len(bars) == 5 and chart.missing == ()
 
 
+def a_timed_run(*spans: tuple[float, float]) -> RunRecord:
+    """An all-on-one run whose steps start and last as given (start_s, duration_s)."""
+    record = RunRecord("a", "single", "s.yaml", "broker", "all-on-one", "2026")
+    record.hosts = SINGLE_HOSTS
+    record.steps = [StepRecord(f"step{i}", "ok", d, start_s=s) for i, (s, d) in enumerate(spans)]
+    return record
+
+
+def test_a_bar_whose_time_is_not_a_time_is_left_out_with_a_note() -> None:
+    nan, inf = float("nan"), float("inf")
+    broken = [(nan, 1.0), (1.0, inf), (inf, 1.0), (-5.0, 1.0), (1.0, -1.0), (3.6e8, 1.0)]
+    chart = svg.timeline([a_timed_run((5.0, 10.0), *broken, (1e13, 1.0))], ["all-on-one"])
+    (bar,) = chart.bars
+    assert bar.x + bar.w == svg.LABEL_W + svg.CHART_W  # the one real bar sets the scale
+    assert chart.notes == (
+        "all-on-one: 7 bars not drawn: a start or duration that is not a time within 7 days "
+        "of the run's start",
+    )
+    assert [tick.label for tick in chart.ticks] == [f"{t} s" for t in range(0, 15, 2)]
+
+
+def test_a_run_whose_every_bar_is_broken_is_said_so_not_called_old() -> None:
+    chart = svg.timeline([a_timed_run((float("nan"), 1.0))], ["all-on-one"])
+    assert chart.bars == () and chart.missing == () and len(chart.notes) == 1
+
+
+def test_the_time_axis_has_at_most_twelve_round_ticks_whatever_the_span() -> None:
+    for span in (0.4, 7.0, 11.0, 59.0, 3600.0, 86_400.0, 6.9 * 86_400):
+        ticks = svg.timeline([a_timed_run((0.0, span))], ["all-on-one"]).ticks
+        assert 1 <= len(ticks) <= 12, (span, len(ticks))
+        assert ticks[-1].x <= svg.LABEL_W + svg.CHART_W + 1e-6
+    days = svg.timeline([a_timed_run((0.0, 6.9 * 86_400))], ["all-on-one"]).ticks
+    assert [tick.label for tick in days[:3]] == ["0 h", "24 h", "48 h"]
+
+
+def test_an_absurd_time_in_a_stored_record_keeps_the_index_small(tmp_path: Path) -> None:
+    a_run(tmp_path, "single", "all-on-one", [case("rest", "a")], layers=[layer("rest", 10.0)])
+    far = a_run(tmp_path, "cluster", "distributed", [case("rest", "a", host="h4")])
+    far.steps = [StepRecord("layers", "ok", 10.0, start_s=3.6e8)]
+    far.deploy = [DeployRecord("h4", "client", "ok", float("inf"), start_s=float("nan"))]
+    RunStore(tmp_path / "runs" / far.run_id).write_record(far)  # json writes NaN, Infinity
+    html = render_index(tmp_path).read_text()
+    assert len(html) < 200_000 and html.count('<line class="tick"') <= 12
+    assert "distributed: 2 bars not drawn" in html
+
+
 # --------------------------------------------------------------------------- which runs
 
 
@@ -460,7 +545,7 @@ def test_the_index_compares_the_newest_run_with_the_other_topology_of_its_suite(
     runs = stored_runs(tmp_path / "runs")
     picked = comparison.pick_pair(runs)
     assert [run.record.inventory for run in picked] == ["single", "cluster"]
-    assert [r.inventory for r in comparison.not_compared(runs, picked)] == ["provoke"]
+    assert [r.record.inventory for r in comparison.not_compared(runs, picked)] == ["provoke"]
     assert picked[1].record.run_id == other.run_id
 
 
@@ -480,6 +565,18 @@ def test_named_runs_are_compared_all_on_one_first(tmp_path: Path) -> None:
         "# readiness: single (all-on-one) ready vs cluster (distributed) not-ready\n"
     )
     assert "- `rest tests.t::a`: all-on-one passed (500 ms), distributed failed (500 ms)" in summary
+
+
+def test_other_inventories_are_linked_by_their_directory(tmp_path: Path) -> None:
+    a_run(tmp_path, "single", "all-on-one")
+    a_run(tmp_path, "cluster", "distributed", started="2026-01-02T00:00:00Z")
+    other = a_run(tmp_path, "provoke", "all-on-one", suite="provoke")
+    runs = tmp_path / "runs"
+    shutil.move(runs / other.run_id, runs / "provoke copy")  # its run.json keeps its run id
+    html = render_index(tmp_path).read_text()
+    others = html[html.index('<section id="others">') :].split("</section>")[0]
+    assert '<a href="runs/provoke%20copy/report.html">provoke</a>' in others
+    assert f"runs/{other.run_id}/" not in html
 
 
 # --------------------------------------------------------------------------- summary.md
@@ -518,3 +615,30 @@ def test_the_summary_of_one_run_and_of_none(tmp_path: Path) -> None:
     )
     html = render_index(tmp_path).read_text()
     assert html.count('class="topology"') == 1 and rows(html) == ["rest tests.t::a"]
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+LINK = "[a](javascript:alert(1))"
+
+
+def test_no_record_data_becomes_markup_in_the_summary(tmp_path: Path) -> None:
+    steps = [layer("*x*_y_", 3.0), layer("rest", 10.0)]
+    bad = a_run(tmp_path, HOSTILE, "all-on-one", [case("rest", "a")], suite=LINK, layers=steps)
+    bad.reasons = [LINK, "# heading", "1. a list", "- a bullet", "![i](x) ~~s~~ `c` | d \\"]
+    RunStore(tmp_path / "runs" / bad.run_id).write_record(bad)
+    a_run(tmp_path, "single", "all-on-one", [case("rest", "a", "failed")], verdict="not-ready")
+    pair = stored_runs(tmp_path / "runs")
+    text = render_summary(tmp_path, (pair[0], pair[1])).read_text()
+    first = "# readiness: &lt;img src=x onerror=alert\\(1\\)&gt; (all-on-one) ready"
+    assert text.startswith(first + " vs single (all-on-one) not-ready\n")
+    assert "<" not in text and "](" not in text and "*x*" not in text and "_y_" not in text
+    assert "- \\[a\\]\\(javascript:alert\\(1\\)\\)" in text  # a reason, shown literally
+    assert "suite \\[a\\]\\(javascript:alert\\(1\\)\\)" in text
+    assert "- \\# heading" in text and "- 1\\. a list" in text and "- \\- a bullet" in text
+    assert "- \\!\\[i\\]\\(x\\) \\~\\~s\\~\\~ \\`c\\` \\| d \\\\" in text
+    differs = text.splitlines()[2]  # the inventories tell the runs apart: they are escaped
+    assert differs == (
+        "&lt;img src=x onerror=alert\\(1\\)&gt; is ready, single not-ready; "
+        "1 test fails only in single."
+    )
+    assert "| \\*x\\*\\_y\\_ |" in text  # a layer name in the table

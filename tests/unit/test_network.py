@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from orchestrator.network import DatabaseLink, Node, by_host, crossing, network_of
+from orchestrator.hosts import Target
+from orchestrator.inventory import Host
+from orchestrator.network import DatabaseLink, Node, by_host, crossing, network_of, nodes_of
 from orchestrator.record import NetworkRecord
 
 
@@ -65,3 +67,16 @@ def test_an_existing_database_is_a_flow_out_but_not_a_listener_of_ours() -> None
     )
     assert [x.what for x in net.listens] == ["application server"]  # local: no ssh
     assert ("h1", "db.example.internal", "server -> database", 3306, "tcp", True) in flows(net)
+
+
+def test_lab_and_ssh_hosts_are_reached_over_ssh_and_a_local_one_is_not() -> None:
+    targets = [
+        Target(Host("lab1", ("server",), "lab", port=22), "10.213.71.2", "root", "/srv"),
+        Target(Host("far", ("client",), "ssh", port=2222), "10.0.0.9", "deploy", "/srv"),
+        Target(Host("me", ("db",), "local"), "127.0.0.1", "root", "/srv"),
+    ]
+    assert [(n.name, n.address, n.ssh_port) for n in nodes_of(targets)] == [
+        ("lab1", "10.213.71.2", 22),
+        ("far", "10.0.0.9", 2222),
+        ("me", "127.0.0.1", None),
+    ]

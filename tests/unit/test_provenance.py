@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shlex
 import subprocess
 from pathlib import Path
@@ -97,3 +99,54 @@ def test_a_wheelhouse_lists_the_packages_a_venv_built_from_it_holds(
     for name in files:
         (tmp_path / name).write_bytes(b"")
     assert Wheelhouse(tmp_path, "d").packages == expected
+
+
+def test_a_secret_is_scrubbed_however_the_inventory_spells_it(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(
+        "application:\n"
+        "  env:\n"
+        '    API_TOKEN: "s3cr\\x65t-token-value"  # escaped in YAML\n'
+        "    DB_PASSWORD: 'it''s-a-long-secret'\n"
+        "    SENTRY_DSN: >-\n"
+        "      https://abc123def@sentry.internal/4\n"
+        "    LOG_LEVEL: debug-verbose\n"
+        "suite: broker\n"
+    )
+    store = RunStore.create(tmp_path / "runs", "inv")
+    env = {
+        "API_TOKEN": "s3cret-token-value",
+        "DB_PASSWORD": "it's-a-long-secret",
+        "SENTRY_DSN": "https://abc123def@sentry.internal/4",
+        "LOG_LEVEL": "debug-verbose",
+    }
+    suite = type("S", (), {"file": tmp_path / "none.yaml"})()
+    kept = keep_inputs(store, FakeInventory(inventory, env), suite)  # type: ignore[arg-type]
+    copied = (store.dir / kept["inventory"]).read_text()
+    for secret in ("s3cr", "it''s", "abc123def"):
+        assert secret not in copied, copied
+    assert copied.count("'[redacted]'") == 3
+    # The layout is kept: the next keys are still on their own lines, comments stay.
+    assert "    LOG_LEVEL: debug-verbose\nsuite: broker\n" in copied
+    assert "# escaped in YAML" in copied
+
+
+def test_git_is_never_told_to_trust_a_checkout_another_user_owns(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root, as `make test` runs (it hands a folder to nobody)")
+    repo = tmp_path / "evil"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "app.py").write_text("x = 1\n")
+    (repo / ".gitattributes").write_text("* filter=x\n")
+    git(repo, "add", "app.py", ".gitattributes")
+    git(repo, "commit", "-qm", "one")
+    pwned = tmp_path / "pwned"
+    git(repo, "config", "filter.x.clean", f"sh -c 'touch {pwned}; cat'")
+    (repo / "app.py").write_text("x = 2\n")  # a changed file: status would run the filter
+    nobody = pwd.getpwnam("nobody")
+    for path in [repo, *repo.rglob("*")]:
+        os.lchown(path, nobody.pw_uid, nobody.pw_gid)
+    found = project_of(repo)
+    assert (found.commit, found.dirty) == (None, None)  # git refuses: not a checkout we trust
+    assert not pwned.exists()

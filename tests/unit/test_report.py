@@ -30,7 +30,13 @@ from orchestrator.record import (
     RstRecord,
     RunRecord,
 )
-from orchestrator.report import render_history, render_run
+from orchestrator.report import (
+    render_history,
+    render_index,
+    render_run,
+    render_summary,
+    stored_runs,
+)
 from orchestrator.store import RunStore
 from orchestrator.testcases import TESTS_FILE, TestCase, to_line
 
@@ -460,3 +466,16 @@ def test_a_test_file_gone_missing_is_not_read_as_no_failures(tmp_path: Path) -> 
     (store.dir / TESTS_FILE).unlink()
     failing = section(render(store), "failing")
     assert "Test-by-test results were not recorded" in failing and "No test failed" not in failing
+
+
+def test_a_record_nested_too_deep_is_skipped_never_breaking_the_store_pages(
+    tmp_path: Path,
+) -> None:
+    good = a_run(tmp_path, "single", "all-on-one")
+    deep = tmp_path / "runs" / "20260101T000000Z-deep"
+    deep.mkdir()
+    (deep / "run.json").write_text("[" * 200_000 + "]" * 200_000)  # RecursionError in json
+    assert [run.record.run_id for run in stored_runs(tmp_path / "runs")] == [good.run_id]
+    assert good.run_id in render_index(tmp_path).read_text()
+    assert good.run_id in render_history(tmp_path).read_text()
+    assert good.run_id in render_summary(tmp_path).read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -25,6 +26,7 @@ from orchestrator.testcases import (
     to_line,
     write_run_tests,
 )
+from orchestrator.vault import encoded_forms, redact
 
 MIXED = b"""<?xml version="1.0" encoding="utf-8"?>
 <testsuites>
@@ -313,3 +315,42 @@ def test_a_run_recorded_before_tests_jsonl_existed_gets_its_cases_from_its_junit
     write_run_tests(store, record)
     (store.dir / "junit" / "unit" / "h1.xml").unlink()  # from now on the file is the source
     assert run_cases(store.dir, record) == parse_cases(MIXED, layer="unit", host="h1")
+
+
+@pytest.mark.parametrize("named", ["{outside}", "../../outside.jsonl", "a/../../../outside.jsonl"])
+def test_a_tests_file_the_record_names_outside_its_run_is_never_read(
+    tmp_path: Path, named: str
+) -> None:
+    store, _ = new_run(tmp_path)  # the run is tmp_path/runs/<id>
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text(json.dumps(to_line(hand_made("SECRET_FROM_OUTSIDE", "x"))) + "\n")
+    target = named.format(outside=outside)
+    assert (store.dir / target).resolve() == outside.resolve()  # it does lead there
+    assert read_cases(store.dir, target) == []
+
+
+def test_a_tests_file_that_is_a_fifo_is_not_read(tmp_path: Path) -> None:
+    store, _ = new_run(tmp_path)
+    os.mkfifo(store.dir / "tests.jsonl")
+    assert read_cases(store.dir, "tests.jsonl") == []  # returns at once, never blocks
+
+
+@pytest.mark.parametrize("secret", ["Tr0ub&dor<3", 'it\'s"quoted">', "plain-secret-1"])
+def test_a_secret_xml_escaped_in_a_junit_file_is_scrubbed_before_it_is_parsed(
+    secret: str,
+) -> None:
+    case = ET.Element("testcase", name="t")
+    ET.SubElement(case, "failure", message=f"password={secret}").text = f"login {secret} failed"
+    suite = ET.Element("testsuite")
+    suite.append(case)
+    stored = redact(ET.tostring(suite, encoding="unicode"), encoded_forms([secret]))
+    (parsed,) = parse_cases(stored, layer="rest", host="h1")
+    assert secret not in f"{parsed.message} {parsed.text}"
+    assert (parsed.message, parsed.text) == ("password=[redacted]", "login [redacted] failed")
+
+
+def test_a_line_nested_too_deep_to_read_is_skipped_and_the_others_kept(tmp_path: Path) -> None:
+    store, _ = new_run(tmp_path)
+    good = json.dumps(to_line(hand_made("kept", "x")))
+    (store.dir / TESTS_FILE).write_text(f"{'[' * 200_000}\n{good}\n")
+    assert [c.name for c in read_cases(store.dir, TESTS_FILE)] == ["kept"]
