@@ -20,6 +20,7 @@ newline through).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -665,7 +666,43 @@ def _fixtures(s: Section, source: Path) -> tuple[str, ...]:
         is_label = "/" not in fixture and "." not in fixture
         if not is_label:
             _inside(s, "fixtures", source, fixture, "file")
+        elif not _label_found(source, fixture):
+            raise s.error(
+                "fixtures",
+                f"no fixture {shown(fixture)} in the application: Django looks for "
+                f"{fixture}.json (or .yaml, .xml) in each app's fixtures/ folder and in "
+                "FIXTURE_DIRS; name an existing file by its path (e.g. app/fixtures/x.json), "
+                "or leave fixtures out (testserver then starts with an empty one)",
+            )
     return fixtures
+
+
+# Where a fixture label's file may be (Django's serialization formats, compressed or
+# not), and the folders a search for it never enters.
+_FIXTURE_SUFFIXES = (".json", ".yaml", ".yml", ".xml")
+_NOT_SEARCHED = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
+_MAX_SEARCHED = 20_000
+
+
+def _label_found(source: Path, label: str) -> bool:
+    """Whether a file Django could load for ``label`` exists in the application (any
+    app's fixtures/ or a FIXTURE_DIRS folder inside it): ``label.json``, ``.json.gz``...
+    Without this, a missing label fails only when the server starts on the host."""
+    seen = 0
+    for _folder, dirs, files in os.walk(source):
+        dirs[:] = [d for d in dirs if d not in _NOT_SEARCHED and not d.endswith(".egg-info")]
+        for name in files:
+            base = (
+                name.rsplit(".", 1)[0]
+                if name.endswith((".gz", ".bz2", ".xz", ".zip", ".lzma"))
+                else name
+            )
+            if base.startswith(label + ".") and base[len(label) :] in _FIXTURE_SUFFIXES:
+                return True
+        seen += len(files)
+        if seen > _MAX_SEARCHED:
+            return True  # too big to search: Django will say it at start, as before
+    return False
 
 
 @dataclass(frozen=True)

@@ -172,10 +172,23 @@ def test_shipped_inventories_and_their_suite_validate(name: str) -> None:
 
 
 def test_fixtures_may_be_django_labels_or_existing_files(app_dir: Path, write_yaml: Write) -> None:
+    (app_dir / "shop" / "fixtures").mkdir(parents=True)
+    (app_dir / "shop" / "fixtures" / "initial.json.gz").write_bytes(b"")
     inv = load_inventory(write_yaml("l.yaml", SINGLE.replace("[fixtures.json]", "[initial]")))
     assert inv.application.fixtures == ("initial",)
     with pytest.raises(ConfigError, match="does not exist"):
         load_inventory(write_yaml("m.yaml", SINGLE.replace("[fixtures.json]", "[missing.json]")))
+
+
+def test_a_fixture_label_django_cannot_find_is_a_config_error_before_any_deploy(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    (app_dir / "node_modules" / "fixtures").mkdir(parents=True)
+    (app_dir / "node_modules" / "fixtures" / "nowhere.json").write_text("[]")  # not searched
+    with pytest.raises(ConfigError) as caught:
+        load_inventory(write_yaml("n.yaml", SINGLE.replace("[fixtures.json]", "[nowhere]")))
+    assert caught.value.field == "application.fixtures"
+    assert "no fixture 'nowhere' in the application" in str(caught.value)
 
 
 # --------------------------------------------------------------------------- issue 8

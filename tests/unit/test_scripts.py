@@ -263,6 +263,16 @@ def test_the_server_starts_healthy_restarts_and_stops(deployed: DjangoServer) ->
     assert local.run(stop_script(deployed.layout), timeout=30).stdout == ""  # idempotent
 
 
+def test_a_testserver_without_fixtures_gets_an_empty_one(deployed: DjangoServer) -> None:
+    """manage.py testserver needs a fixture; a project without any gets '[]' from us."""
+    spec = replace(deployed, fixtures=())
+    result = LocalTransport().run(spec.start_script(), timeout=60)
+    assert result.ok, result.stderr
+    empty = Path(spec.layout.run, "readiness-empty.json")
+    assert empty.read_text() == "[]\n"
+    assert f"fixtures: [{str(empty)!r}]" in Path(spec.layout.run, "server.log").read_text()
+
+
 def test_the_users_python_variables_do_not_reach_readinesss_own_helpers(
     deployed: DjangoServer,
 ) -> None:
