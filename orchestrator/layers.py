@@ -16,6 +16,12 @@ same layer script instead of a command; its one JSON summary line on stdout beco
 :class:`~orchestrator.record.BurstRecord` (:func:`parse_burst`). It passes whenever the
 probe ran on the host, whatever it measured; a probe that could not run, or a summary
 that is missing or garbled, is an ``error`` with the reason, never a crash.
+
+A setup step (``Layer.step``) is judged by its exit code alone; when it fails, the end of
+its stored (scrubbed) log is kept with the run (``HostRun.tail``) for the terminal, and
+its last line goes into the reason. A test layer that wrote no JUnit XML fails with a
+reason that says where it was expected and how to make the layer a step, because a setup
+command written as a layer is the usual cause.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from orchestrator.components.appserver import app_environment, client_environment
@@ -49,6 +56,14 @@ from orchestrator.vault import encoded_forms, redact
 BURST_KIND = "readiness-burst"  # the summary line's "kind" (scripts/burst.py)
 BURST_PERCENTILES = ("p50", "p90", "p99", "max")
 
+# How much of a failed step's output the terminal shows: its last lines explain it (a
+# traceback, the command's own error), the log in the run store has the rest.
+TAIL_LINES = 15
+TAIL_READ_BYTES = 64 * 1024  # of the log's end: what 15 long lines need, never the whole log
+TAIL_LINE_CHARS = 300
+REASON_LINE_CHARS = 200
+_LOG_MARKERS = ("--- stdout ---", "--- stderr ---")
+
 
 @dataclass(frozen=True)
 class HostRun:
@@ -65,6 +80,10 @@ class HostRun:
     # A burst layer's run: ``probe`` set, ``burst`` its measurement (None: none came back).
     probe: bool = False
     burst: BurstRecord | None = None
+    # A test layer whose JUnit XML was not there (``problem`` says why it could not be read).
+    no_junit: bool = False
+    # A failed step's last lines of output, scrubbed (:func:`output_tail`).
+    tail: tuple[str, ...] = ()
 
     @classmethod
     def lost(
@@ -156,8 +175,50 @@ class LayerOutcome:
 
 def is_setup(layer: Layer) -> bool:
     """A layer that writes no JUnit XML and is no burst probe prepares, it does not test:
-    the report shows it as a step, not as a layer of "0 tests"."""
-    return not layer.junit and layer.burst is None
+    the report shows it as a step, not as a layer of "0 tests" (:attr:`Layer.step`)."""
+    return layer.step
+
+
+def no_junit_reason(layer: str, where: str) -> str:
+    """Why a test layer without JUnit XML failed, and the way out: a setup command written
+    as a layer (the usual cause) has nothing to report, so it should be a step."""
+    name = layer.split(".", 1)[0]  # pass N of --repeat runs "name.N"; the suite says "name"
+    return (
+        f"layer {name} wrote no JUnit XML at $READINESS_JUNIT ({where}); if it runs no tests, "
+        f"make it a step: '- step: {name}'"
+    )
+
+
+def output_tail(log: Path, lines: int = TAIL_LINES) -> tuple[str, ...]:
+    """The last ``lines`` lines of output in a stored layer log, for a terminal.
+
+    Only the log's end is read (a log may hold a GiB). Its header and stream markers are
+    left out, and so are blank lines; each line is what a terminal would have shown of it
+    (the text after its last carriage return: a progress bar), with control characters
+    replaced and cut to a sane width, since the output comes from a host and may hold
+    anything. The log was scrubbed of secrets when it was written.
+    """
+    try:
+        with log.open("rb") as f:
+            size = f.seek(0, 2)
+            start = max(0, size - TAIL_READ_BYTES)
+            f.seek(start)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ()
+    found = text.split("\n")  # not splitlines(): a lone \r redraws a line, it ends none
+    if start > 0:
+        found = found[1:]  # the first line was cut by where the read began
+    elif _LOG_MARKERS[0] in found:
+        found = found[found.index(_LOG_MARKERS[0]) :]  # after the header
+    shown_lines = [_visible(line) for line in found if line not in _LOG_MARKERS]
+    return tuple(line for line in shown_lines if line.strip())[-lines:]
+
+
+def _visible(line: str) -> str:
+    line = line.rstrip("\r").rsplit("\r", 1)[-1].rstrip()  # CRLF ends a line; a lone CR redraws it
+    line = "".join(c if c.isprintable() or c == "\t" else "?" for c in line)
+    return _cut(line, TAIL_LINE_CHARS)
 
 
 def layer_script(
@@ -340,12 +401,24 @@ class LayerRun:
         except BaseException:
             output.close()
             raise
-        stored = output.finish(self._header(result))
-        tests, junit, problem, burst = TestCounts(), None, None, None
+        return self._judge(host, result, output.finish(self._header(result)), junit_path)
+
+    def _judge(self, host: str, result: Result, stored: StoredOutput, junit_path: str) -> HostRun:
+        """The host's run, judged as the layer's kind asks: a burst by its summary, a test
+        layer by its JUnit XML, a step by its exit code (and its output's end, kept)."""
+        tests, junit, problem, burst, no_junit = TestCounts(), None, None, None, False
+        tail: tuple[str, ...] = ()
         if self.layer.burst is not None:
             burst, problem = self._burst(host, result)
         elif self.layer.junit:
-            tests, junit, problem = self._junit(host, junit_path)
+            tests, junit, problem, no_junit = self._junit(host, junit_path)
+            if no_junit and result.timed_out:  # killed before it could write any: the
+                problem, no_junit = None, False  # reason is the timeout, not a missing step
+        elif result.exit_code != 0 or result.timed_out:
+            tail = output_tail(stored.path)
+            if not result.timed_out:  # a timeout's reason is the timeout
+                last = tail[-1] if tail else "it printed nothing"
+                problem = f"exit code {result.exit_code}: {_cut(last, REASON_LINE_CHARS)}"
         return HostRun(
             host,
             result.exit_code,
@@ -359,6 +432,8 @@ class LayerRun:
             stored.dropped,
             probe=self.layer.burst is not None,
             burst=burst,
+            no_junit=no_junit,
+            tail=tail,
         )
 
     def _header(self, result: Result) -> str:
@@ -384,10 +459,15 @@ class LayerRun:
             requests=burst.requests,
         )
 
-    def _junit(self, host: str, path: str) -> tuple[TestCounts, str | None, str | None]:
-        """(counts, the stored copy's path, a problem) for the JUnit XML the layer wrote."""
+    def _junit(self, host: str, path: str) -> tuple[TestCounts, str | None, str | None, bool]:
+        """(counts, the stored copy's path, a problem, whether the file was missing) for the
+        JUnit XML the layer wrote. Missing is told apart from unreadable: only a layer that
+        wrote none may be a setup command that should have been a step."""
         try:
             data = self.transports[host].get(path)
+        except (ReadinessError, OSError) as err:
+            return TestCounts(), None, err.detail if isinstance(err, HostError) else str(err), True
+        try:
             tests = parse_counts(data, source=f"{host}:{path}")
             stored = self.store.write_bytes(
                 # XML escapes a secret's & < > and quotes: scrub those spellings too,
@@ -397,10 +477,10 @@ class LayerRun:
                 self.layer.name,
                 f"{host}.xml",
             )
-        except (ReadinessError, JUnitError, OSError) as err:
-            return TestCounts(), None, f"no JUnit XML: {err}"
+        except (JUnitError, OSError) as err:
+            return TestCounts(), None, f"its JUnit XML could not be read or kept: {err}", False
         problem = "the JUnit XML lists no test at all" if tests.total == 0 else None
-        return tests, self.store.relative(stored), problem
+        return tests, self.store.relative(stored), problem, False
 
 
 def run_layer(
@@ -441,8 +521,7 @@ def run_layer(
     total = TestCounts()
     for r in ordered:
         total = total + r.tests
-    problems = redact("; ".join(f"{r.host}: {r.problem}" for r in ordered if r.problem), secrets)
-    reason: str | None = problems or None
+    reason = _reason(layer, ordered, secrets)
     if status == "timeout":
         reason = f"timed out after {layer.timeout_s}s" + (f"; {reason}" if reason else "")
     return LayerOutcome(
@@ -457,3 +536,17 @@ def run_layer(
         command=layer.command,
         setup=is_setup(layer),
     )
+
+
+def _reason(layer: Layer, runs: Sequence[HostRun], secrets: Sequence[str]) -> str | None:
+    """The layer's problems on its hosts in one paragraph, scrubbed; a missing JUnit XML
+    said once for all the hosts that lacked it, with the hint to make the layer a step."""
+    missing = [f"{r.host}: {r.problem}" for r in runs if r.no_junit]
+    problems = [f"{r.host}: {r.problem}" for r in runs if r.problem and not r.no_junit]
+    if missing:
+        problems.insert(0, no_junit_reason(layer.name, "; ".join(missing)))
+    return redact("; ".join(problems), secrets) or None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

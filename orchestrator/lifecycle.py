@@ -88,7 +88,7 @@ def verdict_of(record: RunRecord) -> Verdict:
         return Verdict(
             "not-ready",
             EXIT_NOT_READY,
-            [f"layer '{layer.name}' {layer.status}" for layer in failed] + flagged,
+            [f"{layer.noun} '{layer.name}' {layer.status}" for layer in failed] + flagged,
         )
     return Verdict("ready", EXIT_READY, flagged)
 

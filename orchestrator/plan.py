@@ -89,7 +89,8 @@ class Plan:
             layer = step.layer
             needs = ", ".join(layer.needs) or "nothing"
             lines.append(
-                f"  {index}. {layer.name:<20} on {', '.join(step.hosts)} "
+                f"  {index}. {('step ' if layer.step else '') + layer.name:<20} on "
+                f"{', '.join(step.hosts)} "
                 f"(role {layer.role}; needs {needs}; timeout {layer.timeout_s}s; gate {step.gate})"
             )
             lines.append(f"     $ {layer.command}")

@@ -117,6 +117,11 @@ class LayerRecord:
     # A setup layer writes no JUnit XML (the suite's ``junit: false``): a step, not tests.
     setup: bool = False
 
+    @property
+    def noun(self) -> str:
+        """What the terminal and the verdict call it: a setup ``step`` or a test ``layer``."""
+        return "step" if self.setup else "layer"
+
 
 @dataclass
 class CounterRecord:

@@ -1,13 +1,58 @@
-"""Suites: the test layers, in order, as data (Molecule's test sequence).
+"""Suites: the layers and setup steps, in order, as data (Molecule's test sequence).
 
-A layer names the role whose hosts run it, the shell command (run with bash in the
-deployed application's folder, its virtualenv first on PATH), what it needs up before
-it starts (the database, the live server), a timeout, and a gate: ``stop`` ends the
-sequence when the layer fails, ``continue`` goes on. The command finds its context in
-environment variables: ``READINESS_JUNIT`` (where to write JUnit XML),
-``READINESS_BASE_URL`` (the live server, for layers that need it) and
-``DJANGO_SETTINGS_MODULE`` (readiness's settings overlay). ``max_output_mb`` caps what
-the control node keeps of the layer's output per host (its first and last MiB).
+Each entry of ``layers:`` is either a **test layer** (``- name: X``: it writes JUnit XML
+and is judged by its tests) or a **setup step** (``- step: X``: a command that prepares,
+such as ``collectstatic`` or loading data, judged by its exit code alone). A step is
+first-class because a setup command forced into a layer failed for want of JUnit XML,
+or, with ``junit: false``, showed in the report as "0 tests, passed". The older spelling
+``- name: X`` with ``junit: false`` is still read, as a step.
+
+Fields of both (a step names itself with ``step`` instead of ``name``):
+
+- ``name`` / ``step``: lower-case letters, digits, ``_`` and ``-``, at most 40; unique
+  among layers and steps together (it names the log and the JUnit file).
+- ``role``: ``server`` (runs in the deployed application's folder, with readiness's
+  settings and the application's secrets) or ``client`` (in the client folder); on
+  every host of that role.
+- ``command``: shell, run with bash, the role's virtualenv first on PATH.
+- ``needs``: what must be up before it starts: ``database``, ``server`` (the live
+  server; it runs only for the entries that need it). Default: nothing.
+- ``timeout``: seconds (1 to 6 h, default 1800); then the process group is killed and
+  the status is ``timeout``.
+- ``gate``: ``stop`` (default: a failure blocks every later entry) or ``continue``.
+- ``max_output_mb``: what the control node keeps of the output per host (default 20 MiB:
+  the first and the last half of it).
+
+Fields of a test layer only: ``junit`` (default true; false makes it a step), ``retry``
+and ``burst`` (below). A step refuses all three: it never expects JUnit, it runs no test
+that a retry could re-run, and a burst is a probe, not a command.
+
+Judgement: a test layer passes when its command exits 0 and its JUnit XML lists tests,
+none failing; one that wrote no JUnit XML fails, and the reason says how to make it a
+step. A step passes when its command exits 0 on every host; when it fails, the reason
+and the terminal show the end of its output.
+
+Environment of the command (``orchestrator/scripts/layer.sh.j2``, ``app_env.sh.j2``,
+``client_env.sh.j2``), for layers and steps alike:
+
+- ``READINESS_JUNIT``: where to write the JUnit XML (removed before the command runs;
+  a step may ignore it).
+- ``READINESS_LAYER``: the entry's name (``name.N`` in pass N of ``--repeat``).
+- ``READINESS_BASE_URL``: the live server's URL (``http://address:port``), set whenever
+  the inventory deploys a server; it answers only for entries that need ``server``.
+- ``READINESS_LEDGER``: the file the ledger hook records transport errors in (readiness's
+  own; it makes the hook active in the command's Python processes).
+- ``READINESS_RETRY``: the layer's ``retry`` policy as JSON, for the ledger hook; unset
+  without one.
+- ``READINESS_DEPLOY_ROOT``: the host's deploy root (teardown finds every process of the
+  run by it).
+- ``VIRTUAL_ENV`` and ``PATH`` (the role's virtualenv first), ``PYTHONUNBUFFERED=1``,
+  ``PYTHONDONTWRITEBYTECODE=1``, and the inventory's ``application.env``.
+- Role ``server`` only: ``DJANGO_SETTINGS_MODULE=readiness_settings`` (the overlay over
+  the application's settings), ``PYTHONPATH`` (the overlay's folder, then the
+  application's), and the secrets ``READINESS_DB_USER``, ``READINESS_DB_PASSWORD``,
+  ``DATABASE_URL``, ``READINESS_SECRET_KEY``, ``DJANGO_SECRET_KEY``, ``SECRET_KEY`` (never
+  shown: every log and record is scrubbed of their values).
 
 ``retry`` is an optional policy for tests that fail with a transport error (``count``
 more attempts, for the errno names in ``errors``, ``backoff`` seconds doubled each time):
@@ -102,6 +147,13 @@ class Layer:
     # A burst layer's ``command`` only describes it (for the record and the dry run).
     burst: Burst | None = None
 
+    @property
+    def step(self) -> bool:
+        """A setup step (``- step: X``, or a layer with ``junit: false``): it prepares, it
+        runs no tests, so it is judged by its exit code and shown as a step, never as a
+        layer of "0 tests". A burst writes no JUnit either, but it measures: not a step."""
+        return not self.junit and self.burst is None
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -139,16 +191,16 @@ def load_suite(path: Path) -> Suite:
     seen: set[str] = set()
     for layer in layers:
         if layer.name in seen:
-            raise top.error("layers", f"layer name '{layer.name}' is used twice")
+            # Layers and steps share names: each names its log and its JUnit file.
+            kind = "step" if layer.step else "layer"
+            raise top.error("layers", f"{kind} name '{layer.name}' is used twice")
         seen.add(layer.name)
     top.finish()
     return Suite(name=name, file=path, layers=layers)
 
 
 def _layer(s: Section) -> Layer:
-    name = s.get("name", str, required=True)
-    if not _NAME.fullmatch(name):
-        raise s.error("name", "must be lower-case letters, digits, '_' or '-' (at most 40)")
+    name, step = _name(s)
     role = s.choice("role", LAYER_ROLES)
     burst = _burst(s)
     command = burst.describe() if burst else _command(s)
@@ -162,7 +214,7 @@ def _layer(s: Section) -> Layer:
     if not 1 <= timeout <= MAX_TIMEOUT_S:
         raise s.error("timeout", f"must be between 1 and {MAX_TIMEOUT_S} seconds")
     gate = s.choice("gate", GATES, "stop")
-    junit = s.get("junit", bool, burst is None)
+    junit = False if step else s.get("junit", bool, burst is None)
     if burst and junit:
         raise s.error("junit", "a burst writes no JUnit XML: leave junit out")
     max_output_mb = s.get("max_output_mb", int, DEFAULT_MAX_OUTPUT_MB)
@@ -186,6 +238,36 @@ def _layer(s: Section) -> Layer:
         retry=retry,
         burst=burst,
     )
+
+
+def _name(s: Section) -> tuple[str, bool]:
+    """(the entry's name, whether it is a step): ``name: X`` is a layer, ``step: X`` a step.
+
+    What a step cannot have is refused here, naming the field, before anything else is
+    read: a step is judged by its exit code, so a field that only makes sense for tests
+    would be silently ignored otherwise.
+    """
+    if s.has("step") and s.has("name"):
+        raise s.error("name", "an entry is a layer ('name: X') or a step ('step: X'), not both")
+    if not s.has("step") and not s.has("name"):
+        raise s.error("name", "is required (or 'step' for a setup step, which runs no tests)")
+    step = s.has("step")
+    key = "step" if step else "name"
+    name = s.get(key, str, required=True)
+    if not _NAME.fullmatch(name):
+        raise s.error(key, "must be lower-case letters, digits, '_' or '-' (at most 40)")
+    if not step:
+        return name, False
+    refused = {
+        "junit": "a step never writes JUnit XML: it is judged by its exit code; leave junit "
+        f"out, or make it a test layer ('- name: {name}')",
+        "retry": "a step runs no tests, so there is no test for a retry to re-run",
+        "burst": f"a step runs a command; a burst probe is a layer ('- name: {name}')",
+    }
+    for field, why in refused.items():
+        if s.has(field):
+            raise s.error(field, why)
+    return name, True
 
 
 def _command(s: Section) -> str:

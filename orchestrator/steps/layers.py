@@ -11,6 +11,13 @@ gate blocks the later layers, which are recorded as ``blocked``.
 After each layer, every test case the layers stored so far is rewritten into the run's
 ``tests.jsonl`` and merged ``junit.xml`` (:mod:`orchestrator.testcases`), before the
 record is saved: an interrupted run keeps the cases of the layers that ran.
+
+The terminal tells a setup step from a test layer: ``step collectstatic ok (3.1s)``, or
+``step collectstatic failed (exit 1)`` followed by the end of its output, where a test
+layer's line gives its counts. "0 tests" would say nothing about a step, and its
+output's end is usually the whole explanation (a traceback, the command's own error).
+A layer that did not pass says why on its line (a missing JUnit XML with the hint to
+make it a step), so the reason is not only in the record.
 """
 
 from __future__ import annotations
@@ -47,13 +54,14 @@ def layers_step(ctx: Context) -> None:
             ctx.record.layers.append(
                 LayerOutcome.blocked(step.layer, step.hosts, blocked_by).to_record()
             )
-            ctx.progress("-", step.layer.name, f"blocked ({blocked_by})")
+            _say(ctx, "-", step.layer.step, step.layer.name, f"blocked ({blocked_by})")
             _keep_tests(ctx)
             ctx.save()
             continue
         outcome = _run_and_keep(ctx, step, 1, history)
         if outcome.status != "passed" and step.gate == "stop":
-            blocked_by = f"layer '{step.layer.name}' {outcome.status}"
+            kind = "step" if step.layer.step else "layer"
+            blocked_by = f"{kind} '{step.layer.name}' {outcome.status}"
     _repeat(ctx, history, blocked_by)
 
 
@@ -95,7 +103,8 @@ def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list
     layer = step.layer
     _servers_for(ctx, needed="server" in layer.needs)
     opened = forensics.open_window(ctx, step)
-    ctx.progress(", ".join(step.hosts), layer.name, "running")
+    hosts = ", ".join(step.hosts)
+    _say(ctx, hosts, layer.step, layer.name, "running")
     start_s = round(time.monotonic() - ctx.started, 3)
     assert ctx.artifacts is not None
     wheels = ctx.artifacts.server_wheels if layer.role == "server" else ctx.artifacts.client_wheels
@@ -118,8 +127,46 @@ def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list
     ctx.record.layers.append(replace(outcome.to_record(), repeat=number, start_s=start_s))
     ctx.record.bursts += outcome.bursts
     _keep_tests(ctx)
-    ctx.progress(", ".join(step.hosts), layer.name, _summary(outcome))
+    if outcome.setup:
+        _say(ctx, hosts, True, layer.name, _step_summary(outcome))
+        _say_tails(ctx, outcome)
+    else:
+        ctx.progress(hosts, layer.name, _summary(outcome))
     return outcome, books
+
+
+def _say(ctx: Context, hosts: str, step: bool, name: str, message: str) -> None:
+    """A progress line about a layer (``unit passed ...``) or a step (``step migrate ok``)."""
+    if step:
+        ctx.progress(hosts, "step", f"{name} {message}")
+    else:
+        ctx.progress(hosts, name, message)
+
+
+def _step_summary(outcome: LayerOutcome) -> str:
+    """``ok (3.1s)``; ``failed (exit 1)``; ``timeout``/``error`` with the reason."""
+    if outcome.status == "passed":
+        return f"ok ({outcome.duration_s:.1f}s)"
+    failed = [run for run in outcome.runs if run.status == "failed"]
+    if outcome.status == "failed" and failed:
+        if len(outcome.runs) == 1:
+            return f"failed (exit {failed[0].exit_code})"
+        return "failed (" + ", ".join(f"exit {r.exit_code} on {r.host}" for r in failed) + ")"
+    return f"{outcome.status} ({outcome.reason or f'after {outcome.duration_s:.1f}s'})"
+
+
+def _say_tails(ctx: Context, outcome: LayerOutcome) -> None:
+    """The end of a failed step's output on each host, under its line: already scrubbed
+    when stored, scrubbed again for any secret learnt since."""
+    for run in outcome.runs:
+        if not run.tail or run.log is None:
+            continue
+        log = ctx.store.dir / run.log
+        ctx.say(
+            f"    the last {len(run.tail)} lines of its output on {run.host} (all of it: {log}):"
+        )
+        for line in run.tail:
+            ctx.say(ctx.redact(f"    | {line}"))
 
 
 def _keep_tests(ctx: Context) -> None:
@@ -137,7 +184,8 @@ def _keep_tests(ctx: Context) -> None:
 
 
 def _summary(outcome: LayerOutcome) -> str:
-    """One line for the terminal: test counts, or what a burst probe measured."""
+    """One line for the terminal: test counts, or what a burst probe measured; and, when
+    the layer did not pass, the reason (counts read from no JUnit XML would mean nothing)."""
     head = f"{outcome.status} in {outcome.duration_s:.1f}s"
     if outcome.bursts:
         parts = []
@@ -152,7 +200,12 @@ def _summary(outcome: LayerOutcome) -> str:
             )
         return f"{head} ({'; '.join(parts)})"
     t = outcome.tests
-    return f"{head} ({t.passed} passed, {t.failed} failed, {t.errors} errors, {t.skipped} skipped)"
+    counts = f" ({t.passed} passed, {t.failed} failed, {t.errors} errors, {t.skipped} skipped)"
+    if outcome.status == "passed" or not outcome.reason:
+        return head + counts
+    if not any(run.junit for run in outcome.runs):
+        counts = ""
+    return f"{head}{counts}: {outcome.reason}"
 
 
 # Exit statuses of a layer whose process a signal from outside killed (bash: 128 + n).

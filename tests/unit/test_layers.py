@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.exceptions import HostError
 from orchestrator.junit import TestCounts
-from orchestrator.layers import LayerOutcome, layer_script, run_layer
+from orchestrator.layers import LayerOutcome, layer_script, output_tail, run_layer
 from orchestrator.layout import Layout
 from orchestrator.output import RESULT_TAIL_BYTES, LayerOutput
 from orchestrator.record import RunRecord
@@ -206,3 +206,87 @@ def test_a_host_lost_mid_layer_keeps_what_it_printed(tmp_path: Path) -> None:
     log = (store.dir / "logs" / "h1" / "unit.log").read_text()
     assert "# no exit code (connection closed without an exit status)" in log
     assert "collected 3 items [redacted]" in log
+
+
+# --------------------------------------------------------------------------- issue 12: steps
+
+STEP = Layer(
+    "collectstatic", "server", "python manage.py collectstatic", (), 60, "stop", junit=False
+)
+TRACEBACK = "".join(f"traceback line {i}\n" for i in range(1, 21))
+
+
+def test_a_step_that_exits_zero_passes_without_junit_and_is_setup(tmp_path: Path) -> None:
+    fake = FakeTransport("h1")  # it writes no JUnit XML, and none is asked for
+    _, outcome = _run(tmp_path, fake, STEP)
+    record = outcome.to_record()
+    assert (record.status, record.setup, record.reason, record.junit) == ("passed", True, None, [])
+    assert outcome.runs[0].tail == ()
+
+
+def test_a_failing_step_keeps_its_exit_code_and_output_tail_in_the_reason(tmp_path: Path) -> None:
+    fake = FakeTransport("h1").on(
+        "collectstatic",
+        exit_code=1,
+        stdout="copying\n",
+        stderr=f"{TRACEBACK}ValueError: {SECRET}\n",
+    )
+    _, outcome = _run(tmp_path, fake, STEP)
+    record = outcome.to_record()
+    assert (record.status, record.setup) == ("failed", True)
+    assert record.reason == "h1: exit code 1: ValueError: [redacted]"
+    (run,) = outcome.runs
+    assert run.tail == (*(f"traceback line {i}" for i in range(7, 21)), "ValueError: [redacted]")
+
+
+def test_a_step_that_times_out_says_the_timeout_and_keeps_its_tail(tmp_path: Path) -> None:
+    fake = FakeTransport("h1").on("collectstatic", timed_out=True, stdout="still copying\n")
+    _, outcome = _run(tmp_path, fake, STEP)
+    assert (outcome.status, outcome.reason) == ("timeout", "timed out after 60s")
+    assert outcome.runs[0].tail == ("still copying",)
+
+
+def test_a_layer_without_junit_says_where_it_was_expected_and_to_make_it_a_step(
+    tmp_path: Path,
+) -> None:
+    _, outcome = _run(tmp_path, FakeTransport("h1"))
+    assert outcome.status == "failed" and not outcome.setup
+    assert outcome.reason == (
+        "layer unit wrote no JUnit XML at $READINESS_JUNIT (h1: cannot read "
+        "/srv/r/results/run1/unit.xml: no such file); if it runs no tests, make it a step: "
+        "'- step: unit'"
+    )
+
+
+def test_garbled_junit_is_no_reason_to_make_the_layer_a_step(tmp_path: Path) -> None:
+    fake = FakeTransport("h1")
+    fake.files["/srv/r/results/run1/unit.xml"] = b"<testsuite"
+    _, outcome = _run(tmp_path, fake)
+    assert outcome.status == "failed" and outcome.reason is not None
+    assert outcome.reason.startswith("h1: its JUnit XML could not be read or kept: ")
+    assert "step" not in outcome.reason
+
+
+def test_the_output_tail_is_what_a_terminal_would_show_of_the_logs_end(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text(
+        "$ cmd\n# exit code 1, 0.1s\n--- stdout ---\n"
+        "10%\r50%\r100%\nwindows line\r\n\x1b[31mred\x1b[0m\n" + "w" * 400 + "\n\n"
+        "--- stderr ---\nboom\n\n"
+    )
+    assert output_tail(log) == ("100%", "windows line", "?[31mred?[0m", "w" * 297 + "...", "boom")
+    assert output_tail(log, 2) == ("w" * 297 + "...", "boom")
+    assert output_tail(tmp_path / "missing.log") == ()
+
+
+def test_the_output_tail_of_a_huge_log_is_its_last_lines(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("$ cmd\n--- stdout ---\n" + "".join(f"line {i}\n" for i in range(1_000_000)))
+    assert output_tail(log, 3) == ("line 999997", "line 999998", "line 999999")
+
+
+def test_a_layer_killed_by_its_timeout_before_writing_junit_is_not_told_to_be_a_step(
+    tmp_path: Path,
+) -> None:
+    _, outcome = _run(tmp_path, FakeTransport("h1").on("pytest", timed_out=True))
+    assert (outcome.status, outcome.reason) == ("timeout", "timed out after 60s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -540,3 +541,124 @@ def test_test_files_that_cannot_be_written_never_fail_the_run(
     assert "RuntimeError: the disk is full of tests" in log
     assert record["tests_file"] is None
     assert any("logs/tests-error.log" in line for line in lines)
+
+
+# --------------------------------------------------------------------------- issue 12: steps
+
+# A setup step first, written as a step: judged by its exit code, no JUnit expected.
+STEP_SUITE = SUITE.replace(
+    "layers:\n", "layers:\n  - {step: collectstatic, role: server, command: ./collectstatic}\n"
+)
+COLLECTSTATIC_ERROR = "".join(f"  File app.py, line {i}\n" for i in range(1, 20)) + (
+    "ValueError: Missing staticfiles manifest entry for 'app.css'\n"
+)
+
+
+@pytest.fixture
+def step_plan(app_dir: Path, write_yaml: Write) -> Callable[[Options], Plan]:
+    inventory = load_inventory(write_yaml("single.yaml", SINGLE))
+    suite = load_suite(write_yaml("step-suite.yaml", STEP_SUITE))
+    return lambda options: build_plan(inventory, suite, options)
+
+
+def test_a_step_that_succeeds_is_a_step_ok_line_not_zero_tests(
+    tmp_path: Path, step_plan: Callable[[Options], Plan]
+) -> None:
+    code, record, lines = run(tmp_path, step_plan(Options()), JunitEverywhere("h1"))
+    assert code == 0 and record["verdict"] == "ready"
+    step = record["layers"][0]
+    assert (step["name"], step["status"], step["setup"], step["junit"]) == (
+        "collectstatic",
+        "passed",
+        True,
+        [],
+    )
+    said = [line for line in lines if "collectstatic" in line]
+    assert len(said) == 2
+    assert re.search(r" h1 +step +collectstatic running$", said[0])
+    assert re.search(r" h1 +step +collectstatic ok \(\d+\.\ds\)$", said[1])
+    assert re.search(r" h1 +unit +passed in \d+\.\ds \(1 passed, 0 failed", "\n".join(lines))
+
+
+def test_a_failing_step_shows_its_exit_its_output_tail_and_blocks_by_its_gate(
+    tmp_path: Path, step_plan: Callable[[Options], Plan]
+) -> None:
+    fake = JunitEverywhere("h1").on(r"\./collectstatic\n", exit_code=1, stderr=COLLECTSTATIC_ERROR)
+    code, record, lines = run(tmp_path, step_plan(Options()), fake)
+    assert code == 1 and record["verdict"] == "not-ready"
+    step, *rest = record["layers"]
+    assert (step["status"], step["setup"]) == ("failed", True)
+    assert step["reason"] == (
+        "h1: exit code 1: ValueError: Missing staticfiles manifest entry for 'app.css'"
+    )
+    assert [(la["status"], la["reason"]) for la in rest] == [
+        ("blocked", "step 'collectstatic' failed")
+    ] * 3
+    at = next(i for i, line in enumerate(lines) if "collectstatic failed" in line)
+    assert re.search(r" h1 +step +collectstatic failed \(exit 1\)$", lines[at])
+    log = run_dir(tmp_path, record) / "logs" / "h1" / "collectstatic.log"
+    assert lines[at + 1] == f"    the last 15 lines of its output on h1 (all of it: {log}):"
+    assert lines[at + 2 : at + 17] == [
+        *(f"    |   File app.py, line {i}" for i in range(6, 20)),
+        "    | ValueError: Missing staticfiles manifest entry for 'app.css'",
+    ]
+    assert "0 passed" not in "\n".join(lines[at : at + 17])
+    assert re.search(r" - +unit +blocked \(step 'collectstatic' failed\)$", lines[at + 17])
+
+
+def test_a_failing_step_with_a_continue_gate_lets_the_layers_run(
+    tmp_path: Path, app_dir: Path, write_yaml: Write
+) -> None:
+    text = STEP_SUITE.replace(
+        "command: ./collectstatic}", "command: ./collectstatic, gate: continue}"
+    )
+    plan = build_plan(
+        load_inventory(write_yaml("single.yaml", SINGLE)),
+        load_suite(write_yaml("step-suite.yaml", text)),
+        Options(),
+    )
+    fake = JunitEverywhere("h1").on(r"\./collectstatic\n", exit_code=2)
+    code, record, lines = run(tmp_path, plan, fake)
+    assert code == 1 and record["verdict"] == "not-ready"
+    assert [la["status"] for la in record["layers"]] == ["failed", "passed", "passed", "passed"]
+    assert record["layers"][0]["reason"] == "h1: exit code 2: it printed nothing"
+    assert any(re.search(r"step +collectstatic failed \(exit 2\)$", line) for line in lines)
+    assert not any(line.startswith("    | ") for line in lines)  # no output, no tail
+
+
+class NoJunitFor(JunitEverywhere):
+    """Every layer's JUnit is there but ``missing``'s: a setup command written as a layer."""
+
+    def __init__(self, name: str, missing: str) -> None:
+        super().__init__(name)
+        self.missing = missing
+
+    def get(self, remote_path: str) -> bytes:
+        if remote_path.endswith(f"/{self.missing}.xml"):
+            return FakeTransport.get(self, remote_path)
+        return super().get(remote_path)
+
+
+def test_a_layer_that_wrote_no_junit_says_so_with_the_hint_to_make_it_a_step(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    code, record, lines = run(tmp_path, plan_for(Options()), NoJunitFor("h1", "pure"))
+    assert code == 1
+    pure = record["layers"][1]
+    assert (pure["status"], pure["setup"]) == ("failed", False)
+    hint = (
+        "layer pure wrote no JUnit XML at $READINESS_JUNIT (h1: cannot read "
+        f"/srv/r/results/{record['run_id']}/pure.xml: no such file); if it runs no tests, "
+        "make it a step: '- step: pure'"
+    )
+    assert pure["reason"] == hint
+    (line,) = [line for line in lines if " pure " in line and "failed" in line]
+    assert re.search(r" h1 +pure +failed in \d+\.\ds: " + re.escape(hint) + "$", line)
+
+
+def test_the_old_junit_false_form_is_still_a_step_in_the_terminal(
+    tmp_path: Path, setup_plan: Callable[[Options], Plan]
+) -> None:
+    _, record, lines = run(tmp_path, setup_plan(Options()), JunitPerLayer("h1"))
+    assert (record["layers"][0]["name"], record["layers"][0]["setup"]) == ("migrate", True)
+    assert any(re.search(r" h1 +step +migrate ok \(\d+\.\ds\)$", line) for line in lines)

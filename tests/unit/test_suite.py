@@ -144,3 +144,90 @@ def test_a_suite_path_with_a_line_break_is_refused_on_one_line(tmp_path: Path) -
     with pytest.raises(ConfigError) as caught:
         resolve("./suite.yaml\n-", root=tmp_path, relative_to=tmp_path)
     assert "\n" not in str(caught.value) and "line break" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- issue 12: steps
+
+STEP_SUITE = SUITE.replace(
+    "layers:\n",
+    "layers:\n"
+    "  - step: collectstatic\n"
+    "    role: server\n"
+    "    command: python manage.py collectstatic --noinput\n"
+    "    timeout: 120\n",
+)
+
+
+def test_a_step_entry_is_a_setup_layer_that_expects_no_junit(write_yaml: Write) -> None:
+    suite = load_suite(write_yaml("s.yaml", STEP_SUITE))
+    step, unit, *_ = suite.layers
+    assert (step.name, step.role, step.command) == (
+        "collectstatic",
+        "server",
+        "python manage.py collectstatic --noinput",
+    )
+    assert step.step and not step.junit and step.burst is None and step.retry is None
+    assert (step.timeout_s, step.gate, step.needs, step.max_output_mb) == (120, "stop", (), 20)
+    assert not unit.step and unit.junit
+
+
+def test_a_step_takes_a_layers_fields_but_junit_retry_and_burst(write_yaml: Write) -> None:
+    text = STEP_SUITE.replace(
+        "    timeout: 120\n",
+        "    needs: [database]\n    gate: continue\n    max_output_mb: 5\n",
+    )
+    step = load_suite(write_yaml("s.yaml", text)).layers[0]
+    assert (step.needs, step.gate, step.max_output_mb, step.timeout_s) == (
+        ("database",),
+        "continue",
+        5,
+        1800,
+    )
+
+
+def test_the_old_junit_false_form_is_still_a_step(write_yaml: Write) -> None:
+    text = SUITE.replace("gate: continue", "gate: continue, junit: false")
+    unit, pure, _ = load_suite(write_yaml("s.yaml", text)).layers
+    assert pure.step and not pure.junit and not unit.step
+
+
+@pytest.mark.parametrize(
+    "extra,field,says",
+    [
+        ("    junit: false\n", "junit", "a step never writes JUnit XML"),
+        ("    junit: true\n", "junit", "a step never writes JUnit XML"),
+        ("    retry: {count: 1}\n", "retry", "no test for a retry to re-run"),
+        ("    burst: {requests: 5}\n", "burst", "a burst probe is a layer"),
+        ("    name: collectstatic\n", "name", "a layer ('name: X') or a step ('step: X')"),
+    ],
+    ids=["junit false", "junit true", "retry", "burst", "name and step"],
+)
+def test_what_a_step_cannot_have_is_refused_naming_file_line_and_field(
+    write_yaml: Write, extra: str, field: str, says: str
+) -> None:
+    text = STEP_SUITE.replace("    timeout: 120\n", extra)
+    path = write_yaml("s.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    line = text.splitlines().index(extra.rstrip("\n")) + 1
+    assert str(info.value).startswith(f"{path}, line {line}, field 'layers[0].{field}': ")
+    assert says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_entry_without_name_or_step_says_both_spellings(write_yaml: Write) -> None:
+    text = SUITE.replace("{name: pure, ", "{")
+    with pytest.raises(ConfigError, match=r"field 'layers\[1\]\.name': is required \(or 'step'"):
+        load_suite(write_yaml("s.yaml", text))
+
+
+def test_steps_and_layers_share_their_names(write_yaml: Write) -> None:
+    text = STEP_SUITE.replace("step: collectstatic", "step: unit")
+    with pytest.raises(ConfigError, match="field 'layers': layer name 'unit' is used twice"):
+        load_suite(write_yaml("s.yaml", text))
+
+
+def test_a_step_name_is_checked_like_a_layer_name(write_yaml: Write) -> None:
+    path = write_yaml("s.yaml", STEP_SUITE.replace("step: collectstatic", "step: Collect!"))
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert str(info.value).startswith(f"{path}, line 2, field 'layers[0].step': must be lower")
