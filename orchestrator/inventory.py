@@ -23,11 +23,20 @@ import ipaddress
 import os
 import re
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from orchestrator import ansible
 from orchestrator.components import ENGINES
-from orchestrator.document import Section, expand_user, load, path_problem, shown, shown_path
+from orchestrator.document import (
+    Located,
+    Section,
+    expand_user,
+    load,
+    path_problem,
+    shown,
+    shown_path,
+)
 from orchestrator.exceptions import ConfigError
 from orchestrator.lab.design import (
     DEFAULT_HOSTS,
@@ -209,12 +218,7 @@ def load_inventory(path: Path) -> Inventory:
         raise top.error("name", "must be letters, digits, '.', '_' or '-' (at most 63)")
     top.get("schema", int, 1)
     lab, lab_section = _lab(top)
-    hosts: list[Host] = []
-    for section in top.sections("hosts"):
-        host = _host(section, lab, path.parent)
-        if any(h.name == host.name for h in hosts):
-            raise section.error("name", f"host name '{host.name}' is used twice")
-        hosts.append(host)
+    hosts = _hosts(top, lab, path)
     if lab is not None:
         _check_lab_size(top, lab_section, lab, hosts)
     application = _application(top, path)
@@ -306,6 +310,201 @@ def _check_lab_size(top: Section, sub: Section | None, lab: LabSpec, hosts: list
             raise top.error("lab", problem)
         key = "subnet" if lab.subnet else "hosts"
         raise sub.error(key, f"{problem} (lab.hosts: {lab.hosts or f'{DEFAULT_HOSTS} by default'})")
+
+
+def _hosts(top: Section, lab: LabSpec | None, path: Path) -> list[Host]:
+    """The ``hosts:`` list, or the hosts of an Ansible inventory (``hosts: {ansible: FILE}``)."""
+    item = top.raw("hosts")
+    if item is not None and isinstance(item.value, dict):
+        return _ansible_hosts(top, lab, path)
+    if item is not None and isinstance(item.value, str):
+        raise top.error(
+            "hosts",
+            "must be a list of hosts; to take them from an Ansible inventory, write "
+            f"hosts: {{ansible: {shown(item.value)}}}",
+        )
+    hosts: list[Host] = []
+    for section in top.sections("hosts"):
+        host = _host(section, lab, path.parent)
+        if any(h.name == host.name for h in hosts):
+            raise section.error("name", f"host name '{host.name}' is used twice")
+        hosts.append(host)
+    return hosts
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What ``hosts: {ansible: FILE, ...}`` says for every host of the Ansible file.
+
+    Written for readiness, it wins over the Ansible file's variables. Connection and
+    python stay located values, so that an error about them names their line here.
+    """
+
+    file: str
+    connection: Located | None = None
+    python: Located | None = None
+    known_hosts: Path | None = None
+    deploy_root: str | None = None
+
+
+def _ansible_hosts(top: Section, lab: LabSpec | None, path: Path) -> list[Host]:
+    """The hosts of an Ansible inventory, each checked by :func:`_host` as if it were
+    written here: a hostile value from the Ansible file meets the same refusal, naming
+    that file, its line and the Ansible variable. Relative paths in the Ansible file
+    (``ansible_ssh_private_key_file``) are relative to its folder: Ansible would leave
+    them relative to wherever it runs, which readiness cannot know."""
+    spec = top.section("hosts")
+    assert spec is not None
+    named = spec.raw("ansible")
+    file = _control_path(spec, "ansible", spec.get("ansible", str, required=True), path.parent)
+    shared = _shared(spec, lab, path.parent)
+    roles, explicit = _role_groups(spec)
+    spec.finish()
+    try:
+        parsed = ansible.parse(file)
+    except ConfigError as err:
+        if err.line is not None:
+            raise
+        # "file not found" alone would not say which inventory line asked for that file
+        wrapped = ConfigError(
+            f"{err.message} (the Ansible inventory named by {spec.file}, "
+            f"line {named.line if named else spec.line}, field '{spec.field('ansible')}')"
+        )
+        wrapped.file, wrapped.line, wrapped.field = err.file, err.line, err.field
+        raise wrapped from None
+    for role, group in roles.items():
+        if explicit is not None and explicit.has(role) and group not in parsed.groups:
+            known = ", ".join(shown(g, 40) for g in parsed.groups[:20])
+            more = ", ..." if len(parsed.groups) > 20 else ""
+            raise explicit.error(
+                role,
+                f"group {shown(group)} is not in {shown_path(file)} (its groups: {known}{more})",
+            )
+    placed = ansible.hosts_for(parsed, roles)
+    return [_ansible_host(host, shared, lab, file.parent) for host in placed]
+
+
+def _shared(spec: Section, lab: LabSpec | None, base: Path) -> _Shared:
+    """The keys of ``hosts:`` beside ``ansible``, checked as a host's own are."""
+    connection = spec.raw("connection") if spec.optional("connection", str) is not None else None
+    kind = spec.choice("connection", CONNECTIONS) if connection else ("lab" if lab else "ssh")
+    if kind == "lab" and lab is None:
+        raise spec.error("connection", "is 'lab' but the inventory has no 'lab:' section")
+    python = spec.raw("python") if spec.optional("python", str) is not None else None
+    if python is not None and not _PYTHON.fullmatch(python.value):
+        raise spec.error(
+            "python", f"is not a plain interpreter name or path: {shown(python.value)}"
+        )
+    deploy_root = spec.optional("deploy_root", str)
+    if deploy_root is not None and kind == "lab":
+        raise spec.error(
+            "deploy_root",
+            "lab hosts share this machine's folders and each gets a deploy root of its own "
+            "from the lab; one deploy_root for every host would make them share it: remove it",
+        )
+    known_hosts = spec.optional("known_hosts", str)
+    return _Shared(
+        file=spec.file,
+        connection=connection,
+        python=python,
+        known_hosts=_control_path(spec, "known_hosts", known_hosts, base) if known_hosts else None,
+        deploy_root=_deploy_root(spec, deploy_root) if deploy_root is not None else None,
+    )
+
+
+def _role_groups(spec: Section) -> tuple[dict[str, str], Section | None]:
+    """Which Ansible group plays each role (``hosts.roles``); by default the group named
+    like the role. Returned with the ``roles`` section, to name it in errors."""
+    groups = {role: role for role in ROLES}
+    section = spec.section("roles")
+    if section is None:
+        return groups, None
+    for role in ROLES:
+        group = section.optional(role, str)
+        if group == "":
+            raise section.error(role, "must name a group of the Ansible inventory")
+        if group is not None:
+            groups[role] = group
+    section.finish()
+    return groups, section
+
+
+class _Borrowed(Section):
+    """A host of an Ansible file seen as a ``hosts:`` entry, so that :func:`_host` checks
+    it exactly as it checks one written here. Each key remembers where its value came
+    from; an error names that file and line and the variable the user wrote
+    (``web1.ansible_host``), not a field they never wrote."""
+
+    def __init__(self, items: dict[str, tuple[Located, str, str]], *, file: str, line: int):
+        super().__init__(
+            Located({key: item for key, (item, _, _) in items.items()}, line), file=file
+        )
+        self._origins = {
+            key: (where, item.line, label) for key, (item, where, label) in items.items()
+        }
+
+    def field(self, key: str) -> str:
+        return self._origins[key][2] if key in self._origins else key
+
+    def error(self, key: str, message: str) -> ConfigError:
+        file, line, label = self._origins.get(key, (self.file, self.line, key))
+        return ConfigError(message, file=file, line=line, field=label)
+
+
+def _ansible_host(placed: ansible.Placed, shared: _Shared, lab: LabSpec | None, base: Path) -> Host:
+    """An Ansible host as a :class:`Host`: its variables, this inventory's keys over them
+    (what the user wrote for readiness wins), then every check a listed host gets."""
+    items = _ansible_items(placed)
+    if shared.connection is not None:
+        items["connection"] = (shared.connection, shared.file, "hosts.connection")
+    if shared.python is not None:
+        items["python"] = (shared.python, shared.file, "hosts.python")
+    connection = items["connection"][0].value if "connection" in items else None
+    if (connection or ("lab" if lab else "ssh")) == "ssh" and "address" not in items:
+        # As in Ansible: a host without ansible_host is reached by its name.
+        label = f"{_host_label(placed.name)}.ansible_host"
+        items["address"] = (Located(placed.name, placed.line), placed.file, label)
+    host = _host(_Borrowed(items, file=placed.file, line=placed.line), lab, base)
+    return replace(host, known_hosts=shared.known_hosts, deploy_root=shared.deploy_root)
+
+
+def _ansible_items(placed: ansible.Placed) -> dict[str, tuple[Located, str, str]]:
+    """A host's name, roles and the values of the Ansible variables readiness honours,
+    as located values with their origin (file, label)."""
+    label = _host_label(placed.name)
+    roles = Located([Located(role, placed.line) for role in placed.roles], placed.line)
+    items = {
+        "name": (Located(placed.name, placed.line), placed.file, label),
+        "roles": (roles, placed.file, label),
+    }
+    for key, names in ansible.CONNECTION_VARIABLES.items():
+        variable = next((name for name in names if name in placed.vars), None)
+        if variable is None:
+            continue
+        found = placed.vars[variable]
+        value = found.value
+        problem = ansible.value_problem(value)
+        if key == "connection" and problem is None:
+            value = ansible.connection_kind(value)
+            if value is None:
+                problem = (
+                    f"is {shown(found.value)}: readiness reaches a host by ssh or runs locally"
+                )
+        if problem:
+            raise ConfigError(
+                problem, file=found.file, line=found.line, field=f"{label}.{variable}"
+            )
+        if key == "python" and value in ansible.AUTO_PYTHON:
+            continue  # "let Ansible find one": readiness's default does that
+        if key == "port" and isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value) if len(value) < 10 else value  # "2222" from INI or YAML
+        items[key] = (Located(value, found.line), found.file, f"{label}.{variable}")
+    return items
+
+
+def _host_label(name: str) -> str:
+    """A host name as the start of a field name; one no one would type is quoted."""
+    return name if name.isprintable() and len(name) <= 64 else shown(name, 40)
 
 
 def _host(s: Section, lab: LabSpec | None, base: Path) -> Host:

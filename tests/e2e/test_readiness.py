@@ -102,6 +102,31 @@ def test_cluster_runs_all_three_layers_and_is_ready(workdir: Path) -> None:
     assert_clean_ledger(record, socket_link="tcp", server_host="h3")
 
 
+def test_the_cluster_taken_from_an_ansible_ini_inventory_is_ready(workdir: Path) -> None:
+    """Hosts and roles from an Ansible INI file (groups mapped to roles), reached as lab
+    hosts: the same deployment as the cluster inventory, and ready."""
+    ini = workdir / "ansible-hosts.ini"
+    ini.write_text(
+        "# as a team's Ansible inventory would list them\n"
+        "[databases]\nh2\n\n[web]\nh3 ansible_python_interpreter=python3\n\n"
+        "[testers]\nh4\n\n[all:vars]\nansible_user=root\n"
+    )
+    hosts = (
+        f"hosts:\n  ansible: {ini}\n  connection: lab\n"
+        "  roles: {db: databases, server: web, client: testers}\n"
+    )
+    text = CLUSTER[: CLUSTER.index("hosts:")] + hosts + BROKER_APPLICATION
+    code, output, record = readiness(workdir, "ansible-cluster", text)
+    assert code == 0, output[-4000:]
+    assert record["verdict"] == "ready" and record["topology"] == "distributed"
+    assert {h["name"]: h["roles"] for h in record["hosts"]} == {
+        "h2": ["db"],
+        "h3": ["server"],
+        "h4": ["client"],
+    }
+    assert record["database_links"] == {"h3": "tcp"}
+
+
 def assert_clean_ledger(record: dict[str, Any], *, socket_link: str, server_host: str) -> None:
     """A clean broker run: the ledger collected with nothing in it, every host captured
     every layer, and the testserver's fingerprint (Django's dev server asks for 10)."""

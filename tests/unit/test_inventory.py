@@ -638,3 +638,37 @@ def test_gunicorn_settings_are_checked(
     text = SINGLE.replace("  client:", f"  server: {server}\n  client:")
     with pytest.raises(ConfigError, match=message):
         load_inventory(write_yaml("i.yaml", text))
+
+
+# --------------------------------------------------------------------------- issue 12
+# hosts: may name an Ansible inventory instead of listing hosts (tests/unit/test_ansible.py)
+
+
+def test_hosts_given_as_a_file_name_say_how_to_name_an_ansible_inventory(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    path = write_yaml("inv.yaml", "hosts: hosts.ini\n" + APPLICATION)
+    with pytest.raises(ConfigError) as info:
+        load_inventory(path)
+    assert str(info.value).startswith(f"{path}, line 1, field 'hosts': must be a list of hosts")
+    assert "hosts: {ansible: 'hosts.ini'}" in str(info.value)
+
+
+def test_hosts_as_a_mapping_must_name_the_ansible_file(app_dir: Path, write_yaml: Write) -> None:
+    path = write_yaml("inv.yaml", "hosts: {roles: {db: dbs}}\n" + APPLICATION)
+    with pytest.raises(ConfigError) as info:
+        load_inventory(path)
+    assert str(info.value) == f"{path}, line 1, field 'hosts.ansible': is required"
+
+
+def test_an_ansible_inventory_and_a_hosts_list_give_the_same_hosts(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    write_yaml(
+        "hosts.ini",
+        "[db]\ndb1 ansible_host=192.0.2.10\n[server]\nweb1 ansible_host=192.0.2.11\n"
+        "[client]\ncl1 ansible_host=cl1.example.org\n[all:vars]\nansible_user=deploy\n",
+    )
+    listed = load_inventory(write_yaml("cluster.yaml", CLUSTER)).hosts
+    text = "hosts: {ansible: hosts.ini}\n" + APPLICATION
+    assert load_inventory(write_yaml("a.yaml", text)).hosts == listed

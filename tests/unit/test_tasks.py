@@ -184,3 +184,34 @@ def test_a_bad_compare_exits_2_naming_the_value(tmp_path: Path, value: str, says
     assert says in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "reports" / "index.html").exists()  # nothing rendered
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+def test_dry_run_prints_the_hosts_an_ansible_inventory_gives(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "hosts.ini").write_text(
+        "[db]\ndb1 ansible_host=192.0.2.10\n[web]\nweb1 ansible_host=192.0.2.11\n"
+        "[testers]\ncl1 ansible_host=192.0.2.12 ansible_port=2222\n"
+    )
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(
+        "hosts: {ansible: hosts.ini, roles: {server: web, client: testers}}\n"
+        f"application:\n  source: {repo / 'sut' / 'broker'}\n  settings: broker.settings\n"
+        "  requirements: requirements.txt\n  fixtures: [fixtures/known.json]\n"
+        "  client: {source: integration, requirements: integration/requirements.txt}\n"
+        "suite: broker\n"
+    )
+    proc = run("readiness", f"--inventory={inventory}", "--dry-run", tmp=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for name, address, role in [
+        ("db1", "192.0.2.10", "db"),
+        ("web1", "192.0.2.11", "server"),
+        ("cl1", "192.0.2.12", "client"),
+    ]:
+        assert any(
+            line.split()[:1] == [name] and address in line and f"roles: {role}" in line
+            for line in lines
+        ), proc.stdout
