@@ -256,5 +256,45 @@ def _named_runs(value: str) -> tuple[StoredRun, StoredRun]:
     return found[0], found[1]
 
 
+@task(
+    name="init",
+    positional=["project"],
+    auto_shortflags=False,
+    help={
+        "project": "the Django project's folder (the one with manage.py); it is only read",
+        "name": "NAME of the files (default: the project folder's name, made a valid name)",
+        "force": "replace files that exist (otherwise init writes nothing if one does)",
+        "into": "write DIR/NAME-single.yaml, DIR/NAME-cluster.yaml and DIR/NAME.yaml "
+        "instead of inventories/ and suites/",
+        "lab-prefix": "the lab the inventories use: its prefix (default: the lab's, rdy)",
+        "lab-subnet": "the lab the inventories use: its subnet (default: the lab's)",
+    },
+)
+def init_task(
+    c: Context,
+    project: str,
+    name: str | None = None,
+    force: bool = False,
+    into: str | None = None,
+    lab_prefix: str | None = None,
+    lab_subnet: str | None = None,
+) -> None:
+    """Read a Django project and write its single and cluster inventories and its suite."""
+    with _exits():
+        from orchestrator.init import init_project, summary
+
+        written = init_project(
+            project,
+            root=ROOT,
+            name=name,
+            force=force,
+            into=into,
+            lab_prefix=lab_prefix,
+            lab_subnet=lab_subnet,
+        )
+        print(summary(written, ROOT))
+
+
 ns.add_task(readiness)
 ns.add_task(report)
+ns.add_task(init_task)
