@@ -306,6 +306,49 @@ def _yaml_document(text: str, file: str) -> Located | None:
     return document.parse(text, file)
 
 
+_USED = frozenset(name for names in CONNECTION_VARIABLES.values() for name in names)
+
+
+def _used_vars(text: str, file: str) -> dict[str, Value]:
+    """The variables readiness uses from a group_vars/host_vars file, read leniently.
+
+    Such files are the team's whole Ansible configuration (firewall maps with integer
+    keys, merge keys, duplicate keys Ansible only warns about): only the top-level
+    variables readiness uses are built, so nothing else in them can refuse the file.
+    Its tags (``!vault``, ``!unsafe``) are read as plain values, as elsewhere."""
+    try:
+        tokens = list(yaml.scan(text, Loader=yaml.SafeLoader))
+        spans = [
+            (t.start_mark.index, t.end_mark.index)
+            for t in tokens
+            if isinstance(t, yaml.TagToken) and t.value in (("!", "vault"), ("!", "unsafe"))
+        ]
+        for start, end in reversed(spans):
+            text = text[:start] + " " * (end - start) + text[end:]
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return _strict_vars(text, file)  # which names the line of the problem
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(
+            "a vars file is a mapping of variables", file=file, line=root.start_mark.line + 1
+        )
+    found: dict[str, Value] = {}
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value in _USED:
+            built = yaml.SafeLoader("").construct_object(value, deep=True)
+            found[str(key.value)] = Value(built, file, value.start_mark.line + 1)
+    return found
+
+
+def _strict_vars(text: str, file: str) -> dict[str, Value]:
+    doc = _yaml_document(text, file)
+    if doc is None or doc.value is None or not isinstance(doc.value, dict):
+        return {}
+    return {key: Value(_plain(item), file, item.line) for key, item in doc.value.items()}
+
+
 # --------------------------------------------------------------------------- INI
 
 
@@ -703,11 +746,4 @@ class _VarsFiles:
         text = read_text(path)
         if text.startswith(_VAULT):
             return {}  # module docstring: secrets readiness does not use
-        doc = _yaml_document(text, str(path))
-        if doc is None or doc.value is None:
-            return {}
-        if not isinstance(doc.value, dict):
-            raise ConfigError(
-                "a vars file is a mapping of variables", file=str(path), line=doc.line
-            )
-        return {key: Value(_plain(item), str(path), item.line) for key, item in doc.value.items()}
+        return _used_vars(text, str(path))

@@ -174,7 +174,7 @@ def _parse(path: Path) -> ast.Module | None:
         return None
     try:
         return ast.parse(text)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # hostile or broken
         return None
 
 
@@ -461,8 +461,12 @@ def _has_a_test(app: Path) -> bool:
         if tree is None:
             return True
         for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
-                "test"
+            # Django's runner (unittest) finds test methods of classes only: a module of
+            # pytest-style test functions would make a layer of zero tests.
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                and item.name.startswith("test")
+                for item in node.body
             ):
                 return True
     return False
@@ -872,8 +876,14 @@ def init_project(
     _check_free(list(texts), force)
     _check_loads(texts, where)
     for path, text in texts.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, text.encode())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, text.encode())
+        except OSError as err:  # --into a file, a folder that cannot be written
+            raise ConfigError(
+                f"cannot write {shown_path(path)} ({err.strerror or err}); choose a folder you "
+                "can write with --into"
+            ) from None
     return Written(project=found, target=where, name=chosen)
 
 

@@ -862,14 +862,18 @@ def _fixtures(s: Section, source: Path) -> tuple[str, ...]:
     for fixture in fixtures:
         # A bare label ("initial_data") is Django's to find in the apps' fixtures folders;
         # a path must exist, or the run would fail much later on the host.
-        is_label = "/" not in fixture and "." not in fixture
+        # "initial_data.json" is a label too when no such file is at the application's
+        # top: Django looks for it in the apps' fixtures/ folders, as for "initial_data".
+        is_label = "/" not in fixture and not (source / fixture).is_file()
         if not is_label:
             _inside(s, "fixtures", source, fixture, "file")
         elif not _label_found(source, fixture):
             raise s.error(
                 "fixtures",
                 f"no fixture {shown(fixture)} in the application: Django looks for "
-                f"{fixture}.json (or .yaml, .xml) in each app's fixtures/ folder and in "
+                f"{fixture if fixture.endswith(_FIXTURE_SUFFIXES) else fixture + '.json'}"
+                f"{'' if fixture.endswith(_FIXTURE_SUFFIXES) else ' (or .yaml, .xml)'} "
+                "in each app's fixtures/ folder and in "
                 "FIXTURE_DIRS; name an existing file by its path (e.g. app/fixtures/x.json), "
                 "or leave fixtures out (testserver then starts with an empty one)",
             )
@@ -896,6 +900,8 @@ def _label_found(source: Path, label: str) -> bool:
                 if name.endswith((".gz", ".bz2", ".xz", ".zip", ".lzma"))
                 else name
             )
+            if base == label and label.endswith(_FIXTURE_SUFFIXES):
+                return True
             if base.startswith(label + ".") and base[len(label) :] in _FIXTURE_SUFFIXES:
                 return True
         seen += len(files)

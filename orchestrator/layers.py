@@ -414,6 +414,14 @@ class LayerRun:
             tests, junit, problem, no_junit = self._junit(host, junit_path)
             if no_junit and result.timed_out:  # killed before it could write any: the
                 problem, no_junit = None, False  # reason is the timeout, not a missing step
+            elif no_junit and result.exit_code != 0:
+                # It crashed before its runner wrote anything (an import error): the hint
+                # to make it a step would mislead; its exit code and last line explain.
+                tail = output_tail(stored.path)
+                last = tail[-1] if tail else "it printed nothing"
+                last = _cut(last, REASON_LINE_CHARS)
+                problem = f"exit code {result.exit_code} and no JUnit XML: {last}"
+                no_junit = False
         elif result.exit_code != 0 or result.timed_out:
             tail = output_tail(stored.path)
             if not result.timed_out:  # a timeout's reason is the timeout

@@ -66,11 +66,12 @@ def templates(*, autoescape: bool = False) -> jinja2.Environment:
     return env
 
 
-# C0 controls but tab and newline, DEL, C1 controls, and the marks that reorder text on
-# screen (bidi overrides and isolates), written as Python writes them (``\x1b``,
+# C0 controls but tab and newline, DEL, C1 controls, the line and paragraph separators
+# (YAML, JavaScript and some editors end a line at them), and the marks that reorder
+# text on screen (bidi overrides and isolates), written as Python writes them (``\x1b``,
 # ``\u202e``), not as their Unicode pictures (most monospace fonts have none).
 _CONTROLS = [*(c for c in range(32) if c not in (9, 10)), *range(0x7F, 0xA0)]
-_BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_BIDI = [0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 _VISIBLE: dict[int, str] = {c: f"\\x{c:02x}" for c in _CONTROLS} | {c: f"\\u{c:04x}" for c in _BIDI}
 
 

@@ -481,8 +481,9 @@ def test_group_vars_and_host_vars_beside_the_file_are_layered_as_in_ansible(
         """,
     )
     # group_vars/ beat the file's group vars; the file's host vars beat group_vars/;
-    # host_vars/ beat everything
-    assert hosts["h1"] == {"ansible_user": "gv_all", "x": 2, "ansible_port": 1001}
+    # host_vars/ beat everything. From vars files only the variables readiness uses are
+    # read (x stays the INI file's).
+    assert hosts["h1"] == {"ansible_user": "gv_all", "x": 3, "ansible_port": 1001}
     assert hosts["h2"]["ansible_port"] == 2001
     assert hosts["h3"]["ansible_port"] == 3001
 
@@ -743,3 +744,21 @@ def test_any_ansible_file_is_read_or_refused_naming_a_file(
     except ConfigError as err:
         assert err.file in (str(path), str(tmp_path / name)), err
         assert "\n" not in str(err)
+
+
+def test_a_teams_vars_files_full_of_other_yaml_never_refuse_the_inventory(tmp_path: Path) -> None:
+    """group_vars are the team's whole Ansible configuration: integer keys, merge keys,
+    yes: keys and duplicates (Ansible only warns) must not stop readiness reading the
+    few variables it uses."""
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text(
+        "base: &b {a: 1}\n"
+        "firewall: {22: ssh, 443: https}\n"
+        "merged: {<<: *b, c: 2}\n"
+        "yes: true\n"
+        "dup: 1\n"
+        "dup: 2\n"
+        "ansible_user: deploy\n"
+    )
+    hosts = parsed(tmp_path, "hosts.ini", "[web]\nh1\n")
+    assert hosts["h1"] == {"ansible_user": "deploy"}

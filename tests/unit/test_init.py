@@ -489,3 +489,31 @@ def test_an_app_without_a_test_is_named_beside_the_layer_of_those_with_tests(
     assert "# Left out, no test in their tests.py or tests/ yet: blog." in (
         written.target.suite.read_text()
     )
+
+
+def test_a_folder_name_with_a_line_separator_cannot_add_a_key_to_the_inventory(
+    pristine: Path, tmp_path: Path
+) -> None:
+    project = startproject(pristine, tmp_path)
+    odd = project / "bad\u2028name: injected #"  # not importable: named in a comment
+    odd.mkdir()
+    (odd / "apps.py").write_text("")
+    (odd / "tests.py").write_text(ONE_TEST)
+    written = init(project, tmp_path / "out")
+    assert load_inventory(written.target.single).name == "mysite-single"
+    assert "\u2028" not in written.target.single.read_text()
+
+
+def test_pytest_style_test_functions_make_no_django_test_layer(
+    pristine: Path, tmp_path: Path
+) -> None:
+    project = startproject(pristine, tmp_path)
+    (project / "polls" / "tests.py").write_text("def test_a():\n    assert True\n")
+    assert inspect_project(project).apps_without_tests == ("polls",)
+
+
+def test_into_a_file_is_a_config_error_not_a_crash(pristine: Path, tmp_path: Path) -> None:
+    project = startproject(pristine, tmp_path)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(ConfigError, match="cannot write"):
+        init(project, tmp_path / "taken")

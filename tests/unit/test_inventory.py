@@ -177,7 +177,7 @@ def test_fixtures_may_be_django_labels_or_existing_files(app_dir: Path, write_ya
     inv = load_inventory(write_yaml("l.yaml", SINGLE.replace("[fixtures.json]", "[initial]")))
     assert inv.application.fixtures == ("initial",)
     with pytest.raises(ConfigError, match="does not exist"):
-        load_inventory(write_yaml("m.yaml", SINGLE.replace("[fixtures.json]", "[missing.json]")))
+        load_inventory(write_yaml("m.yaml", SINGLE.replace("[fixtures.json]", "[x/missing.json]")))
 
 
 def test_a_fixture_label_django_cannot_find_is_a_config_error_before_any_deploy(
@@ -189,6 +189,17 @@ def test_a_fixture_label_django_cannot_find_is_a_config_error_before_any_deploy(
         load_inventory(write_yaml("n.yaml", SINGLE.replace("[fixtures.json]", "[nowhere]")))
     assert caught.value.field == "application.fixtures"
     assert "no fixture 'nowhere' in the application" in str(caught.value)
+
+
+def test_a_label_with_its_extension_is_found_in_the_apps_fixtures_folders(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    (app_dir / "shop" / "fixtures").mkdir(parents=True)
+    (app_dir / "shop" / "fixtures" / "initial_data.json").write_text("[]")
+    text = SINGLE.replace("[fixtures.json]", "[initial_data.json]")
+    assert load_inventory(write_yaml("d.yaml", text)).application.fixtures == ("initial_data.json",)
+    with pytest.raises(ConfigError, match=r"no fixture 'other\.json' in the application"):
+        load_inventory(write_yaml("e.yaml", SINGLE.replace("[fixtures.json]", "[other.json]")))
 
 
 # --------------------------------------------------------------------------- issue 8

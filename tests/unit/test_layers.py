@@ -258,6 +258,20 @@ def test_a_layer_without_junit_says_where_it_was_expected_and_to_make_it_a_step(
     )
 
 
+def test_a_layer_that_crashed_before_writing_junit_says_its_exit_and_last_line_not_the_hint(
+    tmp_path: Path,
+) -> None:
+    fake = FakeTransport("h1").on(
+        "unit", exit_code=1, stdout="ImportError: No module named 'shop.settings'\n"
+    )
+    _, outcome = _run(tmp_path, fake)
+    assert outcome.status == "failed"
+    assert outcome.reason == (
+        "h1: exit code 1 and no JUnit XML: ImportError: No module named 'shop.settings'"
+    )
+    assert "make it a step" not in (outcome.reason or "")
+
+
 def test_garbled_junit_is_no_reason_to_make_the_layer_a_step(tmp_path: Path) -> None:
     fake = FakeTransport("h1")
     fake.files["/srv/r/results/run1/unit.xml"] = b"<testsuite"

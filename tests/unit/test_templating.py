@@ -19,3 +19,7 @@ def test_text_lines_and_tabs_and_any_script_stay_as_they_are() -> None:
     for text in ("line one\n\tline two", "naïve 日本語 <script>", ""):
         assert visible(text) == text
     assert visible(None) == ""
+
+
+def test_line_and_paragraph_separators_cannot_end_a_line_in_yaml_or_a_comment() -> None:
+    assert visible("name\u2028injected: x\u2029") == "name\\u2028injected: x\\u2029"
