@@ -115,7 +115,7 @@ def test_the_cluster_taken_from_an_ansible_ini_inventory_is_ready(workdir: Path)
         f"hosts:\n  ansible: {ini}\n  connection: lab\n"
         "  roles: {db: databases, server: web, client: testers}\n"
     )
-    text = CLUSTER[: CLUSTER.index("hosts:")] + hosts + BROKER_APPLICATION
+    text = CLUSTER[: CLUSTER.index("\nhosts:") + 1] + hosts + BROKER_APPLICATION
     code, output, record = readiness(workdir, "ansible-cluster", text)
     assert code == 0, output[-4000:]
     assert record["verdict"] == "ready" and record["topology"] == "distributed"
