@@ -38,7 +38,6 @@ import ast
 import os
 import re
 import shlex
-import stat
 import string
 import warnings
 from collections.abc import Mapping
@@ -48,7 +47,7 @@ from pathlib import Path
 import yaml
 
 from orchestrator import document
-from orchestrator.document import MAX_BYTES, Located, path_problem, shown, shown_path
+from orchestrator.document import Located, shown
 from orchestrator.exceptions import ConfigError
 
 # Bounds for hostile files: a range such as [0:99999999] must not exhaust memory, and
@@ -244,42 +243,11 @@ class _Draft:
 
 
 def read_text(path: Path) -> str:
-    """The text of ``path``, refused as :func:`orchestrator.document.load` refuses a file
-    (the same checks: it cannot be shared, as that function also parses YAML): not a
-    regular file, a pseudo-file of /proc, too large, not UTF-8, a NUL character."""
+    """The text of ``path``, refused as :func:`orchestrator.document.read_text` refuses a
+    file (not a regular file, a pseudo-file of /proc, too large, not UTF-8), and a NUL
+    character (an INI file is not parsed by YAML, which would refuse it)."""
     name = str(path)
-    problem = path_problem(name)
-    if problem:
-        raise ConfigError(problem, file=shown_path(name))
-    real = os.path.realpath(name)
-    if any(real == root or real.startswith(root + "/") for root in ("/proc", "/sys")):
-        raise ConfigError("is not a regular file: the kernel makes it up", file=name)
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=name) from None
-    except OSError as err:
-        raise ConfigError(f"cannot open the file ({err.strerror})", file=name) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a device, a FIFO
-            raise ConfigError("is not a regular file", file=name)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_BYTES and (chunk := os.read(fd, MAX_BYTES + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as err:
-        raise ConfigError(f"cannot read the file ({err.strerror})", file=name) from None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > MAX_BYTES:
-        raise ConfigError(f"file is larger than {MAX_BYTES} bytes", file=name)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:  # where, never which bytes: they may be secrets
-        line = data.count(b"\n", 0, err.start) + 1
-        raise ConfigError("is not UTF-8 text", file=name, line=line) from None
+    text = document.read_text(path, "an Ansible inventory")
     if "\0" in text:
         line = text.count("\n", 0, text.index("\0")) + 1
         raise ConfigError("contains a NUL character: is this a text file?", file=name, line=line)

@@ -281,12 +281,19 @@ def parse(text: str, file: str) -> Located:
 
 
 def load(path: Path) -> Located:
-    """Read and :func:`parse` a file; whatever stands there instead is a ConfigError.
+    """Read (:func:`read_text`) and :func:`parse` a file; whatever stands there instead
+    of a YAML file is a ConfigError."""
+    return parse(read_text(path), str(path))
+
+
+def read_text(path: Path, what: str = "YAML") -> str:
+    """The UTF-8 text of a user's file; whatever stands there instead is a ConfigError.
 
     The file is opened without blocking (a FIFO must not hang the run) and checked on
     the open descriptor, so what is read is what was checked; files of ``/proc`` and
     ``/sys`` look regular but are made up by the kernel (``/proc/self/environ`` holds
-    the environment), so they are refused by where they resolve to.
+    the environment), so they are refused by where they resolve to. ``what`` the file
+    should hold, for that message.
     """
     name = str(path)
     problem = path_problem(name)
@@ -296,9 +303,19 @@ def load(path: Path) -> Located:
     for root in _PSEUDO_ROOTS:
         if real == root or real.startswith(root + "/"):
             raise ConfigError(
-                f"is not a regular file: {root} holds files the kernel makes up, not YAML",
+                f"is not a regular file: {root} holds files the kernel makes up, not {what}",
                 file=name,
             )
+    data = _read_bytes(name)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:  # say where, never which bytes: they may be secrets
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError("is not UTF-8 text", file=name, line=line) from None
+
+
+def _read_bytes(name: str) -> bytes:
+    """At most MAX_BYTES of a regular file, opened without blocking."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -323,12 +340,7 @@ def load(path: Path) -> Located:
         os.close(fd)
     if len(data) > MAX_BYTES:
         raise ConfigError(f"file is larger than {MAX_BYTES} bytes", file=name)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:  # say where, never which bytes: they may be secrets
-        line = data.count(b"\n", 0, err.start) + 1
-        raise ConfigError("is not UTF-8 text", file=name, line=line) from None
-    return parse(text, name)
+    return data
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
