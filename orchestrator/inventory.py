@@ -864,7 +864,7 @@ def _fixtures(s: Section, source: Path) -> tuple[str, ...]:
         # a path must exist, or the run would fail much later on the host.
         # "initial_data.json" is a label too when no such file is at the application's
         # top: Django looks for it in the apps' fixtures/ folders, as for "initial_data".
-        is_label = "/" not in fixture and not (source / fixture).is_file()
+        is_label = "/" not in fixture and not _is_file(source / fixture)
         if not is_label:
             _inside(s, "fixtures", source, fixture, "file")
         elif not _label_found(source, fixture):
@@ -878,6 +878,15 @@ def _fixtures(s: Section, source: Path) -> tuple[str, ...]:
                 "or leave fixtures out (testserver then starts with an empty one)",
             )
     return fixtures
+
+
+def _is_file(path: Path) -> bool:
+    """``Path.is_file`` that says no for a name the system cannot even look up (too
+    long), instead of raising: a user's value is judged, never a traceback."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 # Where a fixture label's file may be (Django's serialization formats, compressed or

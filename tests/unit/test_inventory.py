@@ -683,3 +683,12 @@ def test_an_ansible_inventory_and_a_hosts_list_give_the_same_hosts(
     listed = load_inventory(write_yaml("cluster.yaml", CLUSTER)).hosts
     text = "hosts: {ansible: hosts.ini}\n" + APPLICATION
     assert load_inventory(write_yaml("a.yaml", text)).hosts == listed
+
+
+def test_a_fixture_name_too_long_for_the_system_is_a_config_error(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    text = SINGLE.replace("[fixtures.json]", "[" + "x" * 300 + "]")
+    with pytest.raises(ConfigError) as caught:
+        load_inventory(write_yaml("long.yaml", text))
+    assert caught.value.field == "application.fixtures"
