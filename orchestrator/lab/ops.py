@@ -62,7 +62,9 @@ from orchestrator.lab.state import (
 
 NETNS_DIR = Path("/run/netns")
 PRIVSEP_DIR = Path("/run/sshd")
-SSHD_START_DEADLINE = 5.0
+# A bound, not a wait: sshd listens within milliseconds, but a CI machine under load once
+# took longer than 5 s (both lab hosts reported as taken by another process).
+SSHD_START_DEADLINE = 15.0
 STOP_GRACE = 1.0
 
 
@@ -457,9 +459,11 @@ def _start_sshds(tools: _Tools, hosts: Sequence[HostPlan]) -> dict[str, int]:
 def _not_listening(host: HostPlan) -> str:
     """Why the host's sshd is not the one answering: an impostor, or nothing at all."""
     if _port_open(host.address, 22, 0.2):
+        pid = _read_pid(host.pid_file)
+        seen = f"its pid file names {pid}" if pid else "it wrote no pid file"
         return (
             f"another process (not this lab's sshd) already listens on {host.address}:22, so "
-            f"the lab's sshd could not bind; stop it, or choose another lab subnet "
+            f"the lab's sshd could not bind ({seen}); stop it, or choose another lab subnet "
             f"(log: {host.log_file})"
         )
     return (
