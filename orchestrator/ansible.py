@@ -264,6 +264,12 @@ def _yaml_document(text: str, file: str) -> Located | None:
         return document.parse(text, file)  # which reports the problem with its line
     if all(isinstance(t, yaml.StreamStartToken | yaml.StreamEndToken) for t in tokens):
         return None  # only comments: an empty vars file is fine for Ansible
+    return document.parse(_untagged(text, tokens), file)
+
+
+def _untagged(text: str, tokens: list[yaml.Token]) -> str:
+    """``text`` with Ansible's own tags (``!vault``, ``!unsafe``) blanked out, keeping
+    every line and column: their values read as the plain text they are."""
     spans = [
         (t.start_mark.index, t.end_mark.index)
         for t in tokens
@@ -271,7 +277,7 @@ def _yaml_document(text: str, file: str) -> Located | None:
     ]
     for start, end in reversed(spans):
         text = text[:start] + " " * (end - start) + text[end:]
-    return document.parse(text, file)
+    return text
 
 
 _USED = frozenset(name for names in CONNECTION_VARIABLES.values() for name in names)
@@ -286,14 +292,7 @@ def _used_vars(text: str, file: str) -> dict[str, Value]:
     Its tags (``!vault``, ``!unsafe``) are read as plain values, as elsewhere."""
     try:
         tokens = list(yaml.scan(text, Loader=yaml.SafeLoader))
-        spans = [
-            (t.start_mark.index, t.end_mark.index)
-            for t in tokens
-            if isinstance(t, yaml.TagToken) and t.value in (("!", "vault"), ("!", "unsafe"))
-        ]
-        for start, end in reversed(spans):
-            text = text[:start] + " " * (end - start) + text[end:]
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(_untagged(text, tokens), Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return _strict_vars(text, file)  # which names the line of the problem
     if root is None:
