@@ -19,7 +19,7 @@ from urllib.parse import quote
 from orchestrator.history import FAILING, duration_s, totals
 from orchestrator.junit import TestCounts
 from orchestrator.record import HostRecord, RunRecord
-from orchestrator.testcases import TestCase, read_cases, run_cases
+from orchestrator.testcases import TestCase, run_cases, tests_path
 
 # Bytes of an input file shown in the page: an inventory or suite is far smaller.
 INPUT_LIMIT = 256 * 1024
@@ -248,12 +248,11 @@ def run_page(
 ) -> RunPage:
     """The run page's data; a test file that is missing or not inside the run reads as
     not recorded (never as "no test failed")."""
+    # run_cases reads tests.jsonl (only inside the run), or an older record's JUnit.
+    cases = run_cases(run_dir, record)
     if record.tests_file:
-        target = _inside(run_dir, record.tests_file)
-        recorded = target is not None and target.is_file()
-        cases = read_cases(run_dir, record.tests_file) if recorded else []
-    else:  # a record older than tests.jsonl: its cases, from the JUnit its layers stored
-        cases = run_cases(run_dir, record)
+        recorded = tests_path(run_dir, record.tests_file) is not None
+    else:
         recorded = bool(cases)
     return RunPage(
         inputs=inputs(run_dir, record),

@@ -118,16 +118,21 @@ def _opt(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def tests_path(run_dir: Path, tests_file: str | None) -> Path | None:
+    """The run's test-case file, if the record names one that is there. The record names
+    a file of its own run: never one elsewhere (a crafted run.json pointing at /etc/...
+    or ../other-run), nor a FIFO or device that would hang a render."""
+    if not tests_file:
+        return None
+    path = (run_dir / tests_file).resolve()
+    return path if path.is_relative_to(run_dir.resolve()) and path.is_file() else None
+
+
 def read_cases(run_dir: Path, tests_file: str | None = TESTS_FILE) -> list[TestCase]:
     """Every test case a run kept, in file order; [] when it kept none. Lines that are
     not test cases are skipped: the file is evidence, its reader must not break on it."""
-    if not tests_file:
-        return []
-    # The record names a file of its own run: never one elsewhere (a crafted run.json
-    # pointing at /etc/... or ../other-run), nor a FIFO or device that would hang a render.
-    root = run_dir.resolve()
-    path = (run_dir / tests_file).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    path = tests_path(run_dir, tests_file)
+    if path is None:
         return []
     try:
         raw = path.read_text(encoding="utf-8", errors="replace")
