@@ -21,12 +21,19 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1")
 
 
 def server_config(
-    *, settings: str, endpoint: Endpoint, secret_key: str, allowed_hosts: Sequence[str]
+    *,
+    settings: str,
+    endpoint: Endpoint,
+    secret_key: str,
+    allowed_hosts: Sequence[str],
+    fixtures: Mapping[str, bytes] | None = None,
 ) -> HostConfig:
     """The files and secrets of one server host.
 
     Settings modules that read the secret key or ``DATABASE_URL`` at import time find
-    them set in the environment; the overlay then replaces what they chose.
+    them set in the environment; the overlay then replaces what they chose. ``fixtures``
+    (path in the etc folder -> bytes) are the fixtures from outside the application:
+    the application's bundle does not hold them, so they travel with the settings.
     """
     overlay = render_settings_overlay(
         settings=settings,
@@ -44,11 +51,12 @@ def server_config(
         "SECRET_KEY": secret_key,
         "DATABASE_URL": endpoint.url,
     }
-    files = {
+    files: dict[str, str | bytes] = {
         "readiness_settings.py": overlay,
         "readiness_wsgi.py": render_wsgi(),
         "readiness_runner.py": render_test_runner(),
     }
+    files.update(fixtures or {})
     return HostConfig(files=files, secrets=secrets)
 
 

@@ -54,30 +54,40 @@ class Artifacts:
     client: Bundle
     server_wheels: Wheelhouse
     client_wheels: Wheelhouse
+    # Fixtures from outside the application, by their path in a server's etc folder.
+    fixtures: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class HostConfig:
-    """The generated per-host files: settings overlay, WSGI module, secrets (0600)."""
+    """The per-host files of the etc folder: the generated settings overlay, WSGI module
+    and test runner (text), fixtures shipped from outside the application (bytes, as
+    read), and the secrets (0600)."""
 
-    files: Mapping[str, str]
+    files: Mapping[str, str | bytes]
     secrets: Mapping[str, str] = field(repr=False)
+
+    def data(self, name: str) -> bytes:
+        """A file's bytes as they are written on the host."""
+        value = self.files[name]
+        return value.encode() if isinstance(value, str) else value
 
     @property
     def digest(self) -> str:
         h = hashlib.sha256()
         for name in sorted(self.files):
-            h.update(name.encode() + b"\0" + self.files[name].encode() + b"\0")
+            h.update(name.encode() + b"\0" + self.data(name) + b"\0")
         h.update(secrets_text(self.secrets).encode())
         return h.hexdigest()[:20]
 
     @property
     def tree(self) -> str:
         """The etc folder as the probe digests it once installed (files and secrets)."""
-        files = {**self.files, SECRETS_FILE: secrets_text(self.secrets)}
+        files = {name: self.data(name) for name in self.files}
+        files[SECRETS_FILE] = secrets_text(self.secrets).encode()
         entries = [
-            (name.encode(), tree_state.file_entry(hashlib.sha256(text.encode()).hexdigest()))
-            for name, text in files.items()
+            (name.encode(), tree_state.file_entry(hashlib.sha256(data).hexdigest()))
+            for name, data in files.items()
         ]
         folders = tree_state.folders(name for name, _ in entries)
         return tree_state.digest(entries + [(f, tree_state.DIR_ENTRY) for f in folders])
@@ -272,8 +282,8 @@ def push_stream(parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> byt
                     _add(tar, f"{part}/{wheel.name}", wheel.read_bytes())
             elif part == "etc":
                 assert needs.config is not None
-                for name, text in sorted(needs.config.files.items()):
-                    _add(tar, f"etc/{name}", text.encode())
+                for name in sorted(needs.config.files):
+                    _add(tar, f"etc/{name}", needs.config.data(name))
                 secrets = secrets_text(needs.config.secrets).encode()
                 _add(tar, f"etc/{SECRETS_FILE}", secrets, 0o600)
     return out.getvalue()

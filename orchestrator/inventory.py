@@ -12,15 +12,15 @@ run time (:mod:`orchestrator.lab` is the one source of truth), not from the file
 Validation is where a hostile or careless value must stop, because everything after it
 trusts the inventory: a deploy root is normalised before it is judged (``/.`` is ``/``),
 addresses that services would bind to must name one host (no wildcard, multicast or
-broadcast), paths read on the control node must stay inside the application, even
-through symlinks, and every pattern matches the whole value (``$`` would let a trailing
-newline through).
+broadcast), paths read on the control node must stay inside the folder they are
+resolved against (the application's or the inventory's), even through symlinks
+(:mod:`orchestrator.userfiles`), and every pattern matches the whole value (``$`` would
+let a trailing newline through).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import socket
 from dataclasses import dataclass, field, replace
@@ -46,7 +46,15 @@ from orchestrator.lab.design import (
     prefix_problem,
     subnet_problem,
 )
-from orchestrator.wheelhouse import requirement_includes
+from orchestrator.userfiles import (
+    APPLICATION,
+    Fixture,
+    Places,
+    UserFile,
+    fixtures,
+    locate,
+    requirement_files,
+)
 
 ROLES = ("db", "server", "client")
 CONNECTIONS = ("lab", "ssh", "local")
@@ -66,7 +74,6 @@ _HEALTH = re.compile(r"/[A-Za-z0-9._~/?=&%-]*")
 _DB_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 # Remote paths are used in generated scripts: allow a conservative character set only.
 _REMOTE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
-_RELATIVE = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._/+-]*")
 # Lab hosts are named like the lab's own hosts: h1, h2, ... (or <prefix>-h1, ...).
 _LAB_HOST = re.compile(r"(?:[a-z][a-z0-9]{0,5}-)?h([1-9][0-9]{0,2})")
 # A deploy root may not be one of these folders (readiness fills it with app/, etc/,
@@ -84,9 +91,6 @@ _SYSTEM_TREES = frozenset(
 # The database's Unix socket is <deploy_root>/db/mysqld.sock, and Linux limits socket
 # paths to 107 bytes.
 MAX_DEPLOY_ROOT = 90
-# A requirement file and what it includes: enough for any project, not for a loop of links.
-MAX_REQUIREMENT_FILES = 100
-MAX_REQUIREMENTS_BYTES = 1 << 20
 _RESERVED_ENV = frozenset(
     {
         "DJANGO_SETTINGS_MODULE",
@@ -119,23 +123,37 @@ class Host:
 
 @dataclass(frozen=True)
 class Application:
-    """The Django project to deploy, as paths relative to its source folder."""
+    """The Django project to deploy, and the user's files that come with it, as found on
+    the control node (inside the application, beside the inventory, or absolute: see
+    :mod:`orchestrator.userfiles`)."""
 
     source: Path
     settings: str
-    requirements: tuple[str, ...]
-    fixtures: tuple[str, ...]
+    requirements: tuple[UserFile, ...]
+    fixtures: tuple[Fixture, ...]
     server_mode: str
     server_port: int
     health_path: str
-    client_source: str
-    client_requirements: tuple[str, ...]
+    client_source: UserFile
+    client_requirements: tuple[UserFile, ...]
     env: dict[str, str] = field(default_factory=dict)
     # gunicorn only: how it takes connections (threads 1 = sync workers; backlog None =
     # gunicorn's own 2048). A serial server with a small backlog is what overflows.
     server_workers: int = 2
     server_threads: int = 4
     server_backlog: int | None = None
+
+    @property
+    def files(self) -> tuple[UserFile, ...]:
+        """Every file and folder of the user's this application uses, once each (the
+        client's requirements are by default the application's own)."""
+        found = [
+            *self.requirements,
+            *(f.file for f in self.fixtures if f.file is not None),
+            self.client_source,
+            *self.client_requirements,
+        ]
+        return tuple({(f.field, f.path): f for f in found}.values())
 
 
 @dataclass(frozen=True)
@@ -720,51 +738,25 @@ def _same_machine(a: Host, b: Host) -> bool:
     return key(a.address) == key(b.address)
 
 
-def _relative(s: Section, key: str, value: str) -> str:
-    """A path inside the application folder, as written (see :func:`_inside` for where
-    it leads once symlinks are followed)."""
-    if not _RELATIVE.fullmatch(value) or ".." in Path(value).parts:
-        raise s.error(key, f"must be a relative path inside the application, got {shown(value)}")
-    return value
-
-
-def _inside(s: Section, key: str, source: Path, relative: str, kind: str) -> None:
-    """``source/relative`` is a ``kind`` ("file" or "folder") inside ``source`` once every
-    symlink is followed: it is read on the control node, and shipped or given to pip."""
-    target = source / relative
-    try:
-        real = target.resolve()
-        exists = real.is_dir() if kind == "folder" else real.is_file()
-    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
-        real, exists = target, False
-    if not real.is_relative_to(source):
-        raise s.error(
-            key,
-            f"{shown(relative)} leads outside the application ({shown_path(source)}) "
-            "through a symlink; it must stay inside it",
-        )
-    if not exists:
-        raise s.error(key, f"{kind} {shown_path(target)} does not exist")
-
-
 def _application(top: Section, path: Path) -> Application:
     s = top.section("application", required=True)
     assert s is not None
     source = _source(s, path.parent)
+    places = Places(application=source, inventory=_folder(path))
     settings = s.get("settings", str, required=True)
     if not _MODULE.fullmatch(settings):
         raise s.error("settings", f"is not a Python module name: {shown(settings)}")
-    requirements = _requirement_files(s, "requirements", source, s.string_list("requirements"))
-    fixtures = _fixtures(s, source)
+    requirements = requirement_files(s, "requirements", s.string_list("requirements"), places)
+    found_fixtures = fixtures(s, places)
     server = _server(s.section("server"))
-    client_source, client_reqs = _client(s.section("client"), source, requirements)
+    client_source, client_reqs = _client(s.section("client"), s, places, requirements)
     env = _env(s)
     s.finish()
     return Application(
         source=source,
         settings=settings,
         requirements=requirements,
-        fixtures=fixtures,
+        fixtures=found_fixtures,
         server_mode=server.mode,
         server_port=server.port,
         health_path=server.health,
@@ -775,6 +767,14 @@ def _application(top: Section, path: Path) -> Application:
         server_threads=server.threads,
         server_backlog=server.backlog,
     )
+
+
+def _folder(path: Path) -> Path:
+    """The inventory's folder, resolved: what paths beside the inventory are relative to."""
+    try:
+        return path.parent.resolve()
+    except (OSError, RuntimeError):
+        return path.parent.absolute()
 
 
 def _source(s: Section, base: Path) -> Path:
@@ -791,132 +791,6 @@ def _source(s: Section, base: Path) -> Path:
             "source", f"{shown_path(source)} is not a Django project (no manage.py there)"
         )
     return source
-
-
-def _requirement_files(
-    s: Section, key: str, source: Path, names: tuple[str, ...]
-) -> tuple[str, ...]:
-    """Requirement files are read on the control node and handed to pip: each, and every
-    file it includes, must be inside the application. A missing one is an error now,
-    not a failed wheelhouse build later."""
-    for name in names:
-        _relative(s, key, name)
-        _inside(s, key, source, name, "file")
-        _check_includes(s, key, source, (source / name).resolve())
-    return names
-
-
-def _check_includes(s: Section, key: str, source: Path, first: Path) -> None:
-    """What a requirement file includes (-r, -c) pip reads too: only files inside the
-    application. Errors name the including file and line, never a line's content."""
-    seen: set[Path] = set()
-    pending = [first]
-    while pending:
-        path = pending.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        if len(seen) > MAX_REQUIREMENT_FILES:
-            raise s.error(key, f"includes more than {MAX_REQUIREMENT_FILES} requirement files")
-        for line, target in requirement_includes(_read_requirements(s, key, path)):
-            where = f"{shown_path(path)}, line {line},"
-            if "://" in target or target.startswith("file:") or "${" in target:
-                raise s.error(
-                    key,
-                    f"{where} includes a URL or an environment variable: "
-                    "only files inside the application may be included",
-                )
-            problem = path_problem(target)
-            if problem:
-                raise s.error(key, f"{where} includes an impossible path ({problem})")
-            included = path.parent / target
-            try:
-                real = included.resolve()
-                ok = real.is_file()
-            except (OSError, RuntimeError):
-                real, ok = included, False
-            if not real.is_relative_to(source):
-                raise s.error(
-                    key,
-                    f"{where} includes a file outside the application "
-                    f"({shown_path(source)}); only files inside it may be included",
-                )
-            if not ok:
-                raise s.error(key, f"{where} includes a file that does not exist")
-            pending.append(real)
-
-
-def _read_requirements(s: Section, key: str, path: Path) -> str:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_REQUIREMENTS_BYTES + 1)
-    except OSError as err:
-        raise s.error(key, f"cannot read {shown_path(path)} ({err.strerror})") from None
-    if len(data) > MAX_REQUIREMENTS_BYTES:
-        raise s.error(key, f"{shown_path(path)} is larger than {MAX_REQUIREMENTS_BYTES} bytes")
-    return data.decode("utf-8", errors="replace")
-
-
-def _fixtures(s: Section, source: Path) -> tuple[str, ...]:
-    fixtures = tuple(_relative(s, "fixtures", f) for f in s.string_list("fixtures", ()))
-    for fixture in fixtures:
-        # A bare label ("initial_data") is Django's to find in the apps' fixtures folders;
-        # a path must exist, or the run would fail much later on the host.
-        # "initial_data.json" is a label too when no such file is at the application's
-        # top: Django looks for it in the apps' fixtures/ folders, as for "initial_data".
-        is_label = "/" not in fixture and not _is_file(source / fixture)
-        if not is_label:
-            _inside(s, "fixtures", source, fixture, "file")
-        elif not _label_found(source, fixture):
-            raise s.error(
-                "fixtures",
-                f"no fixture {shown(fixture)} in the application: Django looks for "
-                f"{fixture if fixture.endswith(_FIXTURE_SUFFIXES) else fixture + '.json'}"
-                f"{'' if fixture.endswith(_FIXTURE_SUFFIXES) else ' (or .yaml, .xml)'} "
-                "in each app's fixtures/ folder and in "
-                "FIXTURE_DIRS; name an existing file by its path (e.g. app/fixtures/x.json), "
-                "or leave fixtures out (testserver then starts with an empty one)",
-            )
-    return fixtures
-
-
-def _is_file(path: Path) -> bool:
-    """``Path.is_file`` that says no for a name the system cannot even look up (too
-    long), instead of raising: a user's value is judged, never a traceback."""
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
-# Where a fixture label's file may be (Django's serialization formats, compressed or
-# not), and the folders a search for it never enters.
-_FIXTURE_SUFFIXES = (".json", ".yaml", ".yml", ".xml")
-_NOT_SEARCHED = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
-_MAX_SEARCHED = 20_000
-
-
-def _label_found(source: Path, label: str) -> bool:
-    """Whether a file Django could load for ``label`` exists in the application (any
-    app's fixtures/ or a FIXTURE_DIRS folder inside it): ``label.json``, ``.json.gz``...
-    Without this, a missing label fails only when the server starts on the host."""
-    seen = 0
-    for _folder, dirs, files in os.walk(source):
-        dirs[:] = [d for d in dirs if d not in _NOT_SEARCHED and not d.endswith(".egg-info")]
-        for name in files:
-            base = (
-                name.rsplit(".", 1)[0]
-                if name.endswith((".gz", ".bz2", ".xz", ".zip", ".lzma"))
-                else name
-            )
-            if base == label and label.endswith(_FIXTURE_SUFFIXES):
-                return True
-            if base.startswith(label + ".") and base[len(label) :] in _FIXTURE_SUFFIXES:
-                return True
-        seen += len(files)
-        if seen > _MAX_SEARCHED:
-            return True  # too big to search: Django will say it at start, as before
-    return False
 
 
 @dataclass(frozen=True)
@@ -954,16 +828,19 @@ def _server(server: Section | None) -> _Server:
 
 
 def _client(
-    client: Section | None, source: Path, requirements: tuple[str, ...]
-) -> tuple[str, tuple[str, ...]]:
+    client: Section | None, app: Section, places: Places, requirements: tuple[UserFile, ...]
+) -> tuple[UserFile, tuple[UserFile, ...]]:
     """The client's folder and requirements (``application.client``); by default the
-    application's own folder and requirements. Both stay inside the application."""
+    application's own folder and requirements. Each may be in the application, beside
+    the inventory, or absolute."""
     if client is None:
-        return ".", requirements
-    client_source = _relative(client, "source", client.get("source", str, "."))
-    _inside(client, "source", source, client_source, "folder")
-    client_reqs = _requirement_files(
-        client, "requirements", source, client.string_list("requirements", requirements)
+        whole = UserFile(app.field("client.source"), ".", places.application, APPLICATION)
+        return whole, requirements
+    client_source = locate(client, "source", client.get("source", str, "."), places, "folder")
+    client_reqs = (
+        requirement_files(client, "requirements", client.string_list("requirements"), places)
+        if client.has("requirements")
+        else requirements
     )
     client.finish()
     return client_source, client_reqs

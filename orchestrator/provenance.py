@@ -18,10 +18,10 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator import __version__
+from orchestrator import __version__, userfiles
 from orchestrator.inventory import Inventory
 from orchestrator.plan import Options, Plan
-from orchestrator.record import ProjectRecord, RunRecord
+from orchestrator.record import ProjectRecord, RunRecord, UserFileRecord
 from orchestrator.store import RunStore
 from orchestrator.suite import Suite
 from orchestrator.vault import encoded_forms, redact
@@ -143,3 +143,19 @@ def record_provenance(record: RunRecord, store: RunStore, plan: Plan) -> None:
     record.readiness_version = readiness_version(code)
     record.project = project_of(plan.inventory.application.source)
     record.inputs = keep_inputs(store, plan.inventory, plan.suite)
+    record.files = files_of(plan.inventory)
+
+
+def files_of(inventory: Inventory) -> list[UserFileRecord]:
+    """Which of the user's files the run used: where each was found, and its digest."""
+    return [
+        UserFileRecord(
+            field=f.field,
+            value=f.value,
+            path=str(f.path),
+            base=f.base,
+            kind="folder" if f.path.is_dir() else "file",
+            sha256=None if f.path.is_dir() else userfiles.digest(f.path),
+        )
+        for f in inventory.application.files
+    ]

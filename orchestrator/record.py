@@ -24,6 +24,10 @@ Schema history (``schema`` field):
   step, deploy and layer started (``start_s``, seconds from the run's start: the
   timeline), and the per-test files ``tests_file`` (JSON lines) and ``junit_file``
   (merged JUnit XML). Version 3 records read with these at their defaults.
+* ``readiness.run/5``: ``files``, every file and folder of the user's that the run used
+  (requirements, fixtures, the client's folder), where it was found (inside the
+  application, beside the inventory, or an absolute path) and its sha256. Version 4
+  records read with none.
 
 ``orchestrator/run.schema.json`` is the JSON Schema of the current version, generated from
 these classes (:mod:`orchestrator.schema`); the tests check every record they write
@@ -40,8 +44,14 @@ from typing import Any, TypeVar, Union
 
 from orchestrator.junit import TestCounts
 
-SCHEMA = "readiness.run/4"
-READABLE_SCHEMAS = ("readiness.run/1", "readiness.run/2", "readiness.run/3", SCHEMA)
+SCHEMA = "readiness.run/5"
+READABLE_SCHEMAS = (
+    "readiness.run/1",
+    "readiness.run/2",
+    "readiness.run/3",
+    "readiness.run/4",
+    SCHEMA,
+)
 
 T = TypeVar("T")
 
@@ -347,6 +357,18 @@ class ProjectRecord:
 
 
 @dataclass
+class UserFileRecord:
+    """A file or folder of the user's that the run used, and where it was found."""
+
+    field: str  # the inventory field that names it: "application.fixtures"
+    value: str  # as written in the inventory
+    path: str  # as resolved on the control node
+    base: str  # application | inventory | absolute: what a relative value was resolved against
+    kind: str = "file"  # file | folder
+    sha256: str | None = None  # of the file's content when the run started (None: a folder)
+
+
+@dataclass
 class ListenRecord:
     """A port (or Unix socket) a host listens on for the application to work."""
 
@@ -421,6 +443,8 @@ class RunRecord:
     project: ProjectRecord | None = None
     # "inventory" / "suite" -> run-relative path of the file as run (secrets scrubbed)
     inputs: dict[str, str] = field(default_factory=dict)
+    # The user's files and folders the run used (requirements, fixtures, client folder).
+    files: list[UserFileRecord] = field(default_factory=list)
     network: NetworkRecord = field(default_factory=NetworkRecord)
     # Run-relative path of every test case, one JSON line each (orchestrator.testcases);
     # None until a layer wrote JUnit XML.

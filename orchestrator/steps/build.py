@@ -14,6 +14,7 @@ from orchestrator.context import Context
 from orchestrator.deploy import Artifacts
 from orchestrator.ledger_hook import build_wheel
 from orchestrator.record import BuildRecord
+from orchestrator.userfiles import read_fixture
 from orchestrator.wheelhouse import build_wheelhouse
 
 # Always installed next to the application and the client: the test runner the layers
@@ -37,19 +38,20 @@ def build_step(ctx: Context) -> None:
     # The ledger hook goes into every venv, servers' too: their layers are tests as well.
     hook = (build_wheel(cache / "hook"),)
     server_wheels = build_wheelhouse(
-        [app.source / r for r in app.requirements], server_extras, cache, local_wheels=hook
+        [r.path for r in app.requirements], server_extras, cache, local_wheels=hook
     )
     client_wheels = build_wheelhouse(
-        [app.source / r for r in app.client_requirements],
+        [r.path for r in app.client_requirements],
         CLIENT_EXTRAS,
         cache,
         local_wheels=hook,
     )
     ctx.artifacts = Artifacts(
         app=build_bundle(app.source),
-        client=build_bundle(app.source / app.client_source),
+        client=build_bundle(app.client_source.path),
         server_wheels=server_wheels,
         client_wheels=client_wheels,
+        fixtures={f.shipped_name: read_fixture(f) for f in app.fixtures if f.shipped},
     )
     duration = time.monotonic() - t0
     ctx.record.build = BuildRecord(

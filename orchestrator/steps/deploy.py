@@ -108,6 +108,7 @@ def _server_config(ctx: Context, server: str, endpoint: Endpoint) -> HostConfig:
         endpoint=endpoint,
         secret_key=ctx.secrets["secret_key"],
         allowed_hosts=[target.ip, target.address],
+        fixtures=ctx.artifacts.fixtures if ctx.artifacts is not None else None,
     )
     ctx.extra_secrets.append(endpoint.url)
     return config
@@ -147,7 +148,9 @@ def _app_server(ctx: Context, name: str) -> DjangoServer:
         mode=app.server_mode,
         address=ctx.targets[name].ip,
         port=app.server_port,
-        fixtures=app.fixtures,
+        fixtures=tuple(
+            f"{layout.etc}/{f.shipped_name}" if f.shipped else f.label for f in app.fixtures
+        ),
         health_path=app.health_path,
         env=app.env,
         workers=app.server_workers,

@@ -44,7 +44,7 @@ def test_a_socket_endpoint_gives_a_localhost_url_and_an_absolute_host(
     )
     assert config.secrets["DATABASE_URL"] == "mysql://app:pw-secret-1@localhost:3306/broker"
     (tmp_path / "fake_settings.py").write_text("DEBUG = True\nALLOWED_HOSTS = ['*']\n")
-    (tmp_path / "readiness_settings.py").write_text(config.files["readiness_settings.py"])
+    (tmp_path / "readiness_settings.py").write_bytes(config.data("readiness_settings.py"))
     monkeypatch.syspath_prepend(str(tmp_path))
     for name, value in {"READINESS_DB_USER": "app", "READINESS_DB_PASSWORD": "pw"}.items():
         monkeypatch.setenv(name, value)

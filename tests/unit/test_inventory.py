@@ -24,7 +24,8 @@ def test_single_lab_inventory_loads(app_dir: Path, write_yaml: Write) -> None:
     assert host.connection == "lab" and host.roles == ("db", "server", "client")
     assert inv.application.source == app_dir.resolve()
     assert inv.application.server_mode == "testserver"
-    assert inv.application.client_source == "tests_it"
+    assert inv.application.client_source.value == "tests_it"
+    assert inv.application.client_source.path == app_dir.resolve() / "tests_it"
     assert inv.database.mode == "managed"
     assert inv.db_host is not None and inv.db_host.name == "h1"
 
@@ -175,8 +176,8 @@ def test_fixtures_may_be_django_labels_or_existing_files(app_dir: Path, write_ya
     (app_dir / "shop" / "fixtures").mkdir(parents=True)
     (app_dir / "shop" / "fixtures" / "initial.json.gz").write_bytes(b"")
     inv = load_inventory(write_yaml("l.yaml", SINGLE.replace("[fixtures.json]", "[initial]")))
-    assert inv.application.fixtures == ("initial",)
-    with pytest.raises(ConfigError, match="does not exist"):
+    assert [f.label for f in inv.application.fixtures] == ["initial"]
+    with pytest.raises(ConfigError, match=r"'x/missing\.json': it is not a file in the app"):
         load_inventory(write_yaml("m.yaml", SINGLE.replace("[fixtures.json]", "[x/missing.json]")))
 
 
@@ -188,7 +189,7 @@ def test_a_fixture_label_django_cannot_find_is_a_config_error_before_any_deploy(
     with pytest.raises(ConfigError) as caught:
         load_inventory(write_yaml("n.yaml", SINGLE.replace("[fixtures.json]", "[nowhere]")))
     assert caught.value.field == "application.fixtures"
-    assert "no fixture 'nowhere' in the application" in str(caught.value)
+    assert "no fixture 'nowhere': it is not a file in the application" in str(caught.value)
 
 
 def test_a_label_with_its_extension_is_found_in_the_apps_fixtures_folders(
@@ -197,8 +198,9 @@ def test_a_label_with_its_extension_is_found_in_the_apps_fixtures_folders(
     (app_dir / "shop" / "fixtures").mkdir(parents=True)
     (app_dir / "shop" / "fixtures" / "initial_data.json").write_text("[]")
     text = SINGLE.replace("[fixtures.json]", "[initial_data.json]")
-    assert load_inventory(write_yaml("d.yaml", text)).application.fixtures == ("initial_data.json",)
-    with pytest.raises(ConfigError, match=r"no fixture 'other\.json' in the application"):
+    (fixture,) = load_inventory(write_yaml("d.yaml", text)).application.fixtures
+    assert (fixture.label, fixture.shipped) == ("initial_data.json", False)
+    with pytest.raises(ConfigError, match=r"no fixture 'other\.json': it is not a file"):
         load_inventory(write_yaml("e.yaml", SINGLE.replace("[fixtures.json]", "[other.json]")))
 
 
@@ -391,11 +393,11 @@ ISSUE_8 = {
         "application.requirements",
         "inside the application",
     ),
-    "requirements absolute": (
-        SINGLE.replace("requirements: requirements.txt", "requirements: /etc/passwd"),
+    "requirements absolute and missing": (
+        SINGLE.replace("requirements: requirements.txt", "requirements: /nonexistent/r.txt"),
         8,
         "application.requirements",
-        "inside the application",
+        "file /nonexistent/r.txt does not exist",
     ),
     "client source ..": (
         SINGLE.replace("{source: tests_it,", "{source: '..',"),
@@ -542,7 +544,8 @@ def test_requirement_includes_stay_inside_the_application_and_are_never_quoted(
     assert "HOME" not in str(info.value)
     (app_dir / "base.txt").write_text("Django\n")
     (app_dir / "requirements.txt").write_text("-rbase.txt\n-c base.txt  # pins\n")
-    assert load_inventory(path).application.requirements == ("requirements.txt",)
+    (found,) = load_inventory(path).application.requirements
+    assert (found.value, found.base) == ("requirements.txt", "application")
 
 
 def test_a_suite_error_names_the_inventory_line_that_chose_the_suite(
