@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,16 +87,32 @@ class Run:
         return "\n".join(parts)
 
 
-def run_readiness(workdir: Path, name: str, inventory_text: str, *args: str) -> Run:
-    """Write the inventory, run the CLI in a subprocess, read the record it announced."""
-    inventory = workdir / f"{name}.yaml"
+def run_readiness(
+    workdir: Path,
+    name: str,
+    inventory_text: str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    folder: Path | None = None,
+) -> Run:
+    """Write the inventory, run the CLI in a subprocess, read the record it announced.
+
+    ``env`` is added to the CLI's environment only (e.g. the variables an existing
+    database's inventory names), never to this process's. ``folder`` is where the
+    inventory is written (default ``workdir``): its relative paths are read from there.
+    """
+    inventory = (folder or workdir) / f"{name}.yaml"
     inventory.write_text(inventory_text)
     started = time.monotonic()
     proc = invoke(
         "readiness",
         f"--inventory={inventory}",
         *args,
-        env={"READINESS_WORKDIR": str(workdir), "READINESS_LAB_DIR": str(workdir / "lab")},
+        env={
+            **(env or {}),
+            "READINESS_WORKDIR": str(workdir),
+            "READINESS_LAB_DIR": str(workdir / "lab"),
+        },
         timeout=1500,
     )
     wall_s = time.monotonic() - started

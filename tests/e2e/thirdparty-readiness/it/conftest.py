@@ -2,7 +2,7 @@
 
     pytest it --base-url=http://127.0.0.1:8000     (or READINESS_BASE_URL=...)
 
-The server must have loaded notes/fixtures/sample.json.
+The server must have loaded ../fixtures/notes.json and run collectstatic.
 """
 
 from __future__ import annotations

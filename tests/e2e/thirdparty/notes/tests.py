@@ -37,6 +37,16 @@ class NoteModelTests(TestCase):
         self.assertEqual(note.as_dict()["priority"], "high")
 
 
+class PageTests(TestCase):
+    fixtures = ("sample.json",)
+
+    def test_index_lists_notebooks_with_the_hashed_stylesheet(self):
+        response = self.client.get(reverse("index"))
+        self.assertContains(response, "Groceries")
+        stylesheet = r'href="/static/notes/notes\.[0-9a-f]{12}\.css"'
+        self.assertRegex(response.content.decode(), stylesheet)
+
+
 class ApiTests(TestCase):
     fixtures = ("sample.json",)
 

@@ -1,14 +1,21 @@
 import json
 
 from django.db import connection
+from django.db.models import Count
 from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from .models import Note, Notebook
 
 PRIORITIES = {label.lower(): value for value, label in Note.Priority.choices}
+
+
+@require_GET
+def index(request):
+    notebooks = Notebook.objects.annotate(note_count=Count("notes"))
+    return render(request, "notes/index.html", {"notebooks": notebooks})
 
 
 @require_GET
