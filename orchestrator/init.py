@@ -4,7 +4,8 @@ Writing an inventory and a suite by hand means knowing readiness's fields and th
 project's layout at once; most of what they need is already in the project's files.
 ``init`` reads them and writes ``NAME-single.yaml``, ``NAME-cluster.yaml`` (lab) and
 ``NAME.yaml``, each commented with what was found, so the first run needs no hand edit
-and every later edit starts from a file that loads.
+and every later edit starts from a file that loads. It never writes into the project:
+what the project lacks (a requirements file) it writes beside the inventories.
 
 The project is read, never imported or run: its settings may need secrets, a database or
 packages this machine lacks, and importing would run the project's code on the control
@@ -14,9 +15,10 @@ node. What reading finds (``inspect_project``):
   (``os.environ.setdefault``), else the one ``*/settings.py`` beside it; its source is
   parsed with the modules it star-imports from the project (split settings);
 - requirement files: ``requirements.txt``, else the runtime and test files of
-  ``requirements/`` (base, common, prod(uction), test(s), testing), else all of them;
-  none is an error (the hosts install only what these files name: without one the
-  server would have no Django, and ``init`` never writes into the project);
+  ``requirements/`` (base, common, prod(uction), test(s), testing), else all of them.
+  With none, the hosts would install no Django: init writes ``NAME-requirements.txt``
+  beside the inventories with the Django series ``startproject`` wrote in the settings'
+  header; without that header it cannot know which Django, and that is an error;
 - apps with tests: folders with ``apps.py`` or ``models.py`` and a ``tests.py`` or
   ``tests/`` that defines at least one ``test*`` function (``startapp``'s empty
   ``tests.py`` would make a layer of zero tests, which is a failure);
@@ -128,6 +130,8 @@ class Project:
     unimportable_apps: tuple[str, ...]
     fixtures: tuple[str, ...]
     client: ClientSuite | None
+    # The requirements file init writes beside the inventories when the project has none.
+    requirements_written: str | None = None
 
     @property
     def collectstatic(self) -> bool:
@@ -142,6 +146,8 @@ class Target:
     cluster: Path
     suite: Path
     suite_ref: str
+    # Beside the inventories: written only when the project has no requirements file.
+    requirements: Path
     # How `invoke readiness --inventory=` names each inventory, for the printed commands.
     single_arg: str
     cluster_arg: str
@@ -408,28 +414,30 @@ def _requirement_files(root: Path) -> tuple[str, ...]:
         return ("requirements.txt",)
     found = sorted(p for p in (root / "requirements").glob("*.txt") if p.is_file())
     chosen = [p for p in found if p.stem.lower() in RUNTIME_REQUIREMENTS] or found
-    usable = tuple(f"requirements/{p.name}" for p in chosen if _PLAIN_PATH.fullmatch(p.name))
-    if usable:
-        return usable
-    raise ConfigError(
-        f"{shown_path(root)} has no requirements file (requirements.txt or "
-        "requirements/*.txt). The hosts install only what such a file names, so the server "
-        f"would have no Django: write requirements.txt with {_django_hint(root)} and what "
-        "else the project imports (init never writes into the project), then run init again"
-    )
+    return tuple(f"requirements/{p.name}" for p in chosen if _PLAIN_PATH.fullmatch(p.name))
 
 
-def _django_hint(root: Path) -> str:
-    """The Django requirement to suggest: the series startproject wrote the settings with."""
-    try:
-        settings = _read_settings(root)
-    except ConfigError:
-        return "a line such as 'Django>=5.2,<5.3'"
+def _requirements_to_write(root: Path, settings: Settings) -> str:
+    """The requirements file init writes beside the inventories for a project without
+    one: the Django series ``startproject`` wrote in the settings' header. Without that
+    header, which Django the project needs is unknown, and guessing would deploy one the
+    project was never run with."""
     series = settings.django_series
     if series is None:
-        return "a line such as 'Django>=5.2,<5.3'"
+        raise ConfigError(
+            f"{shown_path(root)} has no requirements file (requirements.txt or "
+            "requirements/*.txt), and its settings do not say which Django made them. The "
+            "hosts install only what such a file names, so the server would have no Django: "
+            "write requirements.txt with a line such as 'Django>=5.2,<5.3' and what else "
+            "the project imports, then run init again"
+        )
     major, minor = (int(part) for part in series.split("."))
-    return f"the line 'Django>={series},<{major}.{minor + 1}' (the settings say Django {series})"
+    return (
+        "# Written by `invoke init`: the project has no requirements file, and the hosts\n"
+        "# install only what such a file names. Its settings were made by Django "
+        f"{series}.\n# Add what else the project imports.\n"
+        f"Django>={series},<{major}.{minor + 1}\n"
+    )
 
 
 def _names_django(root: Path, files: tuple[str, ...]) -> bool:
@@ -527,12 +535,14 @@ def inspect_project(path: Path) -> Project:
     """What init needs to know about the project at ``path``, by reading its files."""
     root = _project_root(path)
     requirements = _requirement_files(root)
+    settings = _read_settings(root)
     apps = _apps(root)
     return Project(
         root=root,
-        settings=_read_settings(root),
+        settings=settings,
         requirements=requirements,
-        names_django=_names_django(root, requirements),
+        requirements_written=(None if requirements else _requirements_to_write(root, settings)),
+        names_django=bool(not requirements or _names_django(root, requirements)),
         test_apps=apps.tested,
         apps_without_tests=apps.untested,
         unimportable_apps=apps.unimportable,
@@ -579,7 +589,18 @@ def findings(project: Project) -> list[tuple[str, str]]:
     comment at the top of each inventory, and what ``invoke init`` prints."""
     s = project.settings
     lines = [("settings", f"{s.module} ({s.origin})" + ("" if s.found else _NOT_READ))]
-    lines.append(("requirements", ", ".join(project.requirements) + _django_note(project)))
+    if project.requirements_written is not None:
+        django = project.requirements_written.splitlines()[-1]
+        lines.append(
+            (
+                "requirements",
+                f"none in the project: init writes {django!r} beside the inventories "
+                "(the Django its settings were made with); add what else the project "
+                "imports there",
+            )
+        )
+    else:
+        lines.append(("requirements", ", ".join(project.requirements) + _django_note(project)))
     lines += _settings_findings(s)
     lines += _test_findings(project)
     lines.append(
@@ -758,6 +779,9 @@ def render_inventory(
             health=HEALTH,
             database=_database_name(name),
             suite_ref=target.suite_ref,
+            requirements=list(project.requirements)
+            if project.requirements_written is None
+            else [target.requirements.name],
         )
     )
 
@@ -820,6 +844,7 @@ def target(root: Path, name: str, into: str | None) -> Target:
             cluster=root / "inventories" / f"{name}-cluster.yaml",
             suite=root / "suites" / f"{name}.yaml",
             suite_ref=name,
+            requirements=root / "inventories" / f"{name}-requirements.txt",
             single_arg=f"{name}-single",
             cluster_arg=f"{name}-cluster",
         )
@@ -836,6 +861,7 @@ def target(root: Path, name: str, into: str | None) -> Target:
         suite=folder / f"{name}.yaml",
         # Relative to the inventories' folder: the three files move together.
         suite_ref=f"{name}.yaml",
+        requirements=folder / f"{name}-requirements.txt",
         single_arg=shlex.quote(str(single)),
         cluster_arg=shlex.quote(str(cluster)),
     )
@@ -873,6 +899,8 @@ def init_project(
         where.cluster: render_inventory(found, chosen, where, lab, cluster=True),
         where.suite: render_suite(found, chosen),
     }
+    if found.requirements_written is not None:
+        texts[where.requirements] = found.requirements_written
     _check_free(list(texts), force)
     _check_loads(texts, where)
     for path, text in texts.items():
@@ -936,7 +964,10 @@ def summary(written: Written, root: Path) -> str:
     target_ = written.target
     lines = [f"init: read {shown_path(written.project.root)}"]
     lines += [f"  {visible(line)}" for line in _wrapped(written.project)]
-    lines += [f"wrote {shown_path(p)}" for p in (target_.single, target_.cluster, target_.suite)]
+    files = [target_.single, target_.cluster, target_.suite]
+    if written.project.requirements_written is not None:
+        files.append(target_.requirements)
+    lines += [f"wrote {shown_path(p)}" for p in files]
     plan = load_plan(root, str(target_.single), None, Options(dry_run=True))
     lines += ["", f"the plan of {target_.single_arg} (--dry-run):", plan.describe(), ""]
     lines += [

@@ -2,10 +2,10 @@
 exactly the files it wrote: both ready on the lab, with no hand edit.
 
 The project is made as a new user makes one: ``django-admin startproject mysite``,
-``startapp polls``, one test in ``polls/tests.py`` (it uses the database, so the run
-proves the server host reaches MariaDB) and a ``requirements.txt`` naming Django (init
-refuses a project without one: the hosts install only what such a file names). polls is
-not even in INSTALLED_APPS, as startapp leaves it. The lab has its own prefix and subnet,
+``startapp polls`` and one test in ``polls/tests.py`` (it uses the database, so the run
+proves the server host reaches MariaDB). It has no requirements file, as startproject
+leaves it: init writes one beside the inventories. polls is not even in INSTALLED_APPS,
+as startapp leaves it. The lab has its own prefix and subnet,
 given to init, and is always removed at the end.
 """
 
@@ -44,7 +44,6 @@ def make_project(parent: Path) -> Path:
     subprocess.run([str(DJANGO_ADMIN), "startproject", "mysite", str(project)], check=True)
     subprocess.run([sys.executable, "manage.py", "startapp", "polls"], cwd=project, check=True)
     (project / "polls" / "tests.py").write_text(POLLS_TEST)
-    (project / "requirements.txt").write_text("Django>=5.2,<5.3\n")
     return project
 
 
@@ -67,11 +66,15 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             env={"READINESS_WORKDIR": str(work), "READINESS_LAB_DIR": str(work / "lab")},
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        # startproject writes no requirements file: init writes one beside the
+        # inventories (never into the project), so nothing is edited by hand.
         assert sorted(p.name for p in work.iterdir()) == [
             "mysite-cluster.yaml",
+            "mysite-requirements.txt",
             "mysite-single.yaml",
             "mysite.yaml",
         ]
+        assert not (project / "requirements.txt").exists()
         yield work
 
 
@@ -91,6 +94,10 @@ def assert_ready(run: Run) -> None:
     tests = layers["django-tests"]["tests"]
     assert tests["total"] == tests["passed"] == 1, tests
     assert layers["smoke"]["setup"] is True
+    # The Django the hosts installed came from the file init wrote beside the inventory.
+    (requirements,) = [f for f in run.record["files"] if f["field"] == "application.requirements"]
+    assert (requirements["base"], requirements["value"]) == ("inventory", "mysite-requirements.txt")
+    assert run.record["build"]["server_packages"]["django"].startswith("5.2.")
 
 
 def test_the_generated_single_inventory_is_ready_as_written(workdir: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from orchestrator.exceptions import ConfigError
-from orchestrator.init import Written, init_project, inspect_project
+from orchestrator.init import Written, init_project, inspect_project, summary
 from orchestrator.inventory import Inventory, load_inventory
 from orchestrator.lifecycle import load_plan
 from orchestrator.plan import Options, Plan
@@ -23,6 +23,7 @@ from orchestrator.suite import Suite, load_suite
 from tests.cli import ROOT, invoke
 
 THIRDPARTY = ROOT / "tests" / "e2e" / "thirdparty"
+THIRDPARTY_BESIDE = ROOT / "tests" / "e2e" / "thirdparty-readiness"  # its suite, it/, fixture
 DJANGO_ADMIN = Path(sys.executable).parent / "django-admin"
 ONE_TEST = """from django.test import TestCase
 
@@ -83,13 +84,13 @@ def test_a_fresh_startproject_gets_its_django_tests_then_a_smoke_step(
     single, cluster, suite = loaded(written)
 
     app = single.application
-    assert (app.source, app.settings, app.requirements) == (
+    assert (app.source, app.settings, tuple(r.value for r in app.requirements)) == (
         project.resolve(),
         "mysite.settings",
         ("requirements.txt",),
     )
     assert app.fixtures == () and app.health_path == "/"
-    assert (app.client_source, app.client_requirements) == (".", ())
+    assert (app.client_source.value, app.client_requirements) == (".", ())
     assert [(h.name, h.roles) for h in single.hosts] == [("h1", ("db", "server", "client"))]
     assert [(h.name, h.roles) for h in cluster.hosts] == [
         ("h1", ("db",)),
@@ -166,18 +167,31 @@ def test_the_smoke_step_passes_below_500_and_fails_on_a_5xx_or_no_answer(
 def test_the_thirdparty_project_comes_out_as_its_hand_written_inventory(tmp_path: Path) -> None:
     project = tmp_path / "thirdparty"
     shutil.copytree(THIRDPARTY, project)
+    # Its client tests are kept beside its inventory; init looks for them inside the
+    # project, where many projects keep theirs: put them there.
+    shutil.copytree(THIRDPARTY_BESIDE / "it", project / "it")
     written = init(project, tmp_path / "out")
     single, _, suite = loaded(written)
 
     app = single.application
-    assert (app.settings, app.requirements, app.fixtures) == (
+    assert (
+        app.settings,
+        tuple(r.value for r in app.requirements),
+        tuple(f.label for f in app.fixtures),
+    ) == (
         "mysite.settings",
         ("requirements.txt",),
         ("notes/fixtures/sample.json",),
     )
-    assert (app.client_source, app.client_requirements) == ("it", ("it/requirements.txt",))
-    assert [layer.name for layer in suite.layers] == ["django-tests", "client-tests"]
-    django, client = suite.layers
+    assert (app.client_source.value, tuple(r.value for r in app.client_requirements)) == (
+        "it",
+        ("it/requirements.txt",),
+    )
+    # A manifest storage and STATIC_ROOT: collectstatic first, as a step.
+    names = [layer.name for layer in suite.layers]
+    assert names == ["collectstatic", "django-tests", "client-tests"]
+    collectstatic, django, client = suite.layers
+    assert collectstatic.command == "python manage.py collectstatic --noinput"
     assert " test notes --noinput " in django.command
     # it/conftest.py defines --base-url: the client layer passes it, as suites/broker.yaml does.
     assert client.command == (
@@ -202,7 +216,7 @@ def test_a_client_folder_without_a_base_url_option_gets_the_url_from_the_environ
     _, _, suite = loaded(written)
     client = suite.layers[-1]
     assert client.name == "client-tests" and "--base-url" not in client.command
-    assert load_inventory(written.target.single).application.client_source == "integration"
+    assert load_inventory(written.target.single).application.client_source.value == "integration"
 
 
 def test_startapps_empty_tests_py_makes_no_layer_and_is_said(
@@ -241,7 +255,7 @@ def test_fixture_files_are_listed_only_when_there_are_some(pristine: Path, tmp_p
     (project / "polls" / "fixtures" / "questions.json").write_text("[]\n")
     (project / "polls" / "fixtures" / "README.md").write_text("not a fixture\n")
     written = init(project, tmp_path / "out")
-    assert load_inventory(written.target.single).application.fixtures == (
+    assert tuple(f.label for f in load_inventory(written.target.single).application.fixtures) == (
         "polls/fixtures/questions.json",
     )
 
@@ -326,20 +340,41 @@ def test_a_requirements_file_without_django_is_said(pristine: Path, tmp_path: Pa
     assert "no line names Django" in written.target.single.read_text()
 
 
-def test_no_requirements_file_is_a_config_error_naming_the_line_to_write(
+def test_without_a_requirements_file_init_writes_one_beside_the_inventories(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """startproject writes no requirements file: the Django series its settings name goes
+    into one beside the inventories, so the project needs no hand edit, and init writes
+    nothing into it."""
+    project = startproject(pristine, tmp_path)
+    (project / "requirements.txt").unlink()
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    written = init(project, tmp_path / "out")
+    beside = tmp_path / "out" / "mysite-requirements.txt"
+    assert written.target.requirements == beside
+    assert beside.read_text().splitlines()[-1] == "Django>=5.2,<5.3"
+    for inventory in loaded(written)[:2]:
+        (found,) = inventory.application.requirements
+        assert (found.base, found.path) == ("inventory", beside)
+    assert "init wrote this one beside the inventory" in written.target.single.read_text()
+    assert f"wrote {beside}" in summary(written, tmp_path / "out" / "root")
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+def test_no_requirements_file_and_no_django_series_is_a_config_error(
     pristine: Path, tmp_path: Path
 ) -> None:
     project = startproject(pristine, tmp_path)
     (project / "requirements.txt").unlink()
+    settings = project / "mysite" / "settings.py"
+    settings.write_text(settings.read_text().replace("startproject' using Django", "using"))
     out = tmp_path / "out"
     with pytest.raises(ConfigError) as err:
         init(project, out)
     assert "has no requirements file" in str(err.value)
-    assert "'Django>=5.2,<5.3' (the settings say Django 5.2)" in str(err.value)
+    assert "do not say which Django" in str(err.value)
     assert err.value.exit_code == 2
-    assert not out.exists() and sorted(p.name for p in project.iterdir()) == sorted(
-        p.name for p in pristine.iterdir()
-    )
+    assert not out.exists()
 
 
 def test_an_existing_file_is_never_overwritten_and_then_nothing_is_written(
@@ -367,7 +402,7 @@ def test_force_replaces_the_files_with_what_the_project_is_now(
     (project / "polls" / "fixtures").mkdir()
     (project / "polls" / "fixtures" / "polls.json").write_text("[]\n")
     again = init(project, out, force=True)
-    assert load_inventory(again.target.single).application.fixtures == (
+    assert tuple(f.label for f in load_inventory(again.target.single).application.fixtures) == (
         "polls/fixtures/polls.json",
     )
 
