@@ -8,6 +8,7 @@ with its code instead of showing a traceback for a user mistake.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterator
@@ -62,6 +63,44 @@ def _exits() -> Iterator[None]:
         raise Exit(code=3) from None
 
 
+def _usage_errors_exit_2() -> None:
+    """A command line invoke cannot parse (an unknown flag, a flag without its value, an
+    unknown task) is a user mistake: exit 2 with one paragraph, as for every other one,
+    not invoke's exit 1, which here means "not ready".
+
+    invoke has no setting for that code. It imports this file after parsing its own
+    flags and before parsing the tasks' flags, so wrapping ``Program.parse_tasks`` here
+    covers every task's command line (and only that: errors of invoke's own flags,
+    parsed before any tasks file is found, stay invoke's).
+    """
+    from invoke.exceptions import ParseError
+    from invoke.program import Program
+
+    parse = Program.parse_tasks
+    if getattr(parse, "readiness_exit_2", False):  # imported twice (tests): wrap once
+        return
+
+    def parse_tasks(self: Program) -> None:
+        try:
+            parse(self)
+        except ParseError as err:
+            # invoke names a flag missing its value by its repr: say it as it is typed.
+            said = re.sub(
+                r"Flag <Argument: ([\w-]+)[^>]*> needed value and was not given one!",
+                lambda m: f"--{m.group(1).replace('_', '-')} needs a value.",
+                str(err),
+            )
+            raise Exit(
+                message=f"readiness: {said} See `invoke --list` for the tasks and "
+                "`invoke --help TASK` for a task's flags.",
+                code=2,
+            ) from None
+
+    parse_tasks.readiness_exit_2 = True  # type: ignore[attr-defined]
+    Program.parse_tasks = parse_tasks  # type: ignore[method-assign]
+
+
+_usage_errors_exit_2()
 ns = Collection()
 
 

@@ -30,6 +30,11 @@ def test_every_task_has_one_line_of_help(tmp_path: Path) -> None:
         (["readiness", "--inventory=nope"], "inventories/nope.yaml: file not found"),
         (["readiness", "--inventory=/dev/null"], "is not a regular file"),
         (["readiness", "--inventory=single", "--suite=/nonexistent.yaml"], "file not found"),
+        # What invoke's own parser refuses is a usage error too (invoke itself exits 1,
+        # which here would read as "not ready").
+        (["readiness", "--inventory=single", "--bogus"], "No idea what '--bogus' is!"),
+        (["readiness", "--inventory"], "--inventory needs a value."),
+        (["no-such-task"], "No idea what 'no-such-task' is!"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_paragraph(
