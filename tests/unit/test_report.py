@@ -29,6 +29,7 @@ from orchestrator.record import (
     ProjectRecord,
     RstRecord,
     RunRecord,
+    UserFileRecord,
 )
 from orchestrator.report import (
     render_history,
@@ -160,6 +161,18 @@ def a_handoff(root: Path) -> tuple[RunStore, RunRecord]:
     r.readiness_version = "0.4.0"
     r.project = ProjectRecord("/srv/app", "0123456789abcdef0123", dirty=False)
     r.inputs = {"inventory": "inputs/inventory.yaml", "suite": "inputs/suite.yaml"}
+    r.files = [
+        UserFileRecord(
+            "application.fixtures",
+            "fixtures/known.json",
+            "/srv/deploy/fixtures/known.json",
+            "inventory",
+            sha256="ab" * 32,
+        ),
+        UserFileRecord(
+            "application.client.source", "it\u202e", "/srv/deploy/it", "inventory", "folder"
+        ),
+    ]
     store.write_text(
         "hosts:\n  h1: {address: 10.0.0.2, password: '[redacted]'}\n", "inputs", "inventory.yaml"
     )
@@ -297,6 +310,10 @@ def test_the_page_opens_with_the_verdict_then_how_to_reproduce(tmp_path: Path) -
     assert '<code id="reproduce">invoke readiness --inventory=cluster --suite=broker</code>' in how
     assert "0.4.0" in how and "/srv/app" in how and "<code>0123456789abcdef0123</code>" in how
     assert "password: &#39;[redacted]&#39;" in how and "junit: false" in how
+    # The user's files: which one was used, found where, holding what.
+    assert "<code>fixtures/known.json</code></td><td>beside the inventory</td>" in how
+    assert '<code title="' + "ab" * 32 + '">' + "ab" * 6 + "</code>" in how
+    assert "\u202e" not in how  # a bidi override in a value is shown, never obeyed
     assert "4 test(s): 2 passed, 1 failed, 1 errors, 0 skipped; 1 setup step(s), 1 ok" in text_of(
         html
     )
