@@ -16,7 +16,7 @@ from pathlib import Path
 _ATTEMPTS = 100
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, replace: bool = True) -> None:
     """Replace ``path`` with ``data`` in one step; the file ends up with exactly ``mode``.
 
     The temporary file is created in the same folder (``os.replace`` is atomic only within
@@ -32,13 +32,21 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     every such file is rewritten by the next run (the record after every step, the lab
     state by ``lab.up``), and fsyncing each of a run's many writes would slow every step.
     The parent folder must exist: creating it (and choosing its mode) is the caller's job.
+
+    With ``replace=False`` a file already at ``path`` is never replaced, even one that
+    appeared a moment ago: the complete file is hard-linked into place, which fails with
+    :class:`FileExistsError` instead (a check before writing would leave a race).
     """
     fd, tmp = _create_temp(path, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)
             handle.write(data)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path, follow_symlinks=False)
+            tmp.unlink()
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

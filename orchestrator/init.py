@@ -40,6 +40,8 @@ way) is a :class:`ConfigError`, and then nothing is written.
 from __future__ import annotations
 
 import ast
+import contextlib
+import errno
 import json
 import os
 import re
@@ -903,16 +905,35 @@ def init_project(
         texts[where.requirements] = found.requirements_written
     _check_free(list(texts), force)
     _check_loads(texts, where)
-    for path, text in texts.items():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, text.encode())
-        except OSError as err:  # --into a file, a folder that cannot be written
-            raise ConfigError(
-                f"cannot write {shown_path(path)} ({err.strerror or err}); choose a folder you "
-                "can write with --into"
-            ) from None
+    _write_all(texts, force)
     return Written(project=found, target=where, name=chosen)
+
+
+def _write_all(texts: dict[Path, str], force: bool) -> None:
+    """Write every file, or none: without ``--force`` a file that appeared since the
+    check is never replaced, and the files this call already wrote are taken back."""
+    written: list[Path] = []
+    try:
+        for path, text in texts.items():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # --into a file
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder") from None
+            atomic_write(path, text.encode(), replace=force)
+            written.append(path)
+    except OSError as err:  # --into a file, a folder that cannot be written, a race
+        for done in written:
+            with contextlib.suppress(OSError):
+                done.unlink()
+        if isinstance(err, FileExistsError):
+            raise ConfigError(
+                f"{shown_path(path)} appeared while init was writing; init never overwrites "
+                "a file, so nothing was written. Pass --force to replace it"
+            ) from None
+        raise ConfigError(
+            f"cannot write {shown_path(path)} ({err.strerror or err}); choose a folder you "
+            "can write with --into"
+        ) from None
 
 
 def _check_free(paths: list[Path], force: bool) -> None:

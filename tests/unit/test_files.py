@@ -114,3 +114,19 @@ def test_a_taken_temporary_name_is_skipped(tmp_path: Path, monkeypatch: pytest.M
     atomic_write(tmp_path / "lab.json", b"{}")
     assert other.read_bytes() == b"someone else's"
     assert sorted(os.listdir(tmp_path)) == [".lab.json.aaaaaaaa.tmp", "lab.json"]
+
+
+def test_without_replace_an_existing_file_is_kept_and_nothing_is_left(tmp_path: Path) -> None:
+    target = tmp_path / "inventory.yaml"
+    atomic_write(target, b"new\n", replace=False)
+    assert target.read_bytes() == b"new\n"
+    with pytest.raises(FileExistsError):
+        atomic_write(target, b"other\n", replace=False)
+    assert target.read_bytes() == b"new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inventory.yaml"]
+    # Nor through a symlink left in its place: the link itself is what exists.
+    link = tmp_path / "link.yaml"
+    link.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileExistsError):
+        atomic_write(link, b"x\n", replace=False)
+    assert not (tmp_path / "nowhere").exists()

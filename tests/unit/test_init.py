@@ -392,6 +392,30 @@ def test_an_existing_file_is_never_overwritten_and_then_nothing_is_written(
     assert (out / "mysite.yaml").read_text() == "# mine\n"
 
 
+def test_a_file_that_appears_while_init_writes_is_kept_and_nothing_else_stays(
+    pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before writing leaves a moment for another writer: the write itself
+    never replaces a file, and what init already wrote is taken back."""
+    from orchestrator import init as init_module
+
+    project = startproject(pristine, tmp_path)
+    out = tmp_path / "out"
+    checked = init_module._check_loads
+
+    def then_someone_writes(texts: dict[Path, str], where: init_module.Target) -> None:
+        checked(texts, where)
+        where.cluster.parent.mkdir(parents=True, exist_ok=True)
+        where.cluster.write_text("# theirs\n")
+
+    monkeypatch.setattr(init_module, "_check_loads", then_someone_writes)
+    with pytest.raises(ConfigError) as err:
+        init(project, out)
+    assert f"{out / 'mysite-cluster.yaml'} appeared while init was writing" in str(err.value)
+    assert sorted(p.name for p in out.iterdir()) == ["mysite-cluster.yaml"]
+    assert (out / "mysite-cluster.yaml").read_text() == "# theirs\n"
+
+
 def test_force_replaces_the_files_with_what_the_project_is_now(
     pristine: Path, tmp_path: Path
 ) -> None:
