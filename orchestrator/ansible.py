@@ -53,6 +53,9 @@ from orchestrator.exceptions import ConfigError
 # Bounds for hostile files: a range such as [0:99999999] must not exhaust memory, and
 # group nesting is walked recursively. Real inventories are far below them.
 MAX_HOSTS = 1000
+# Host names all the file's patterns may expand to, counted with repeats: many lines of
+# one large range would otherwise cost lines x range, however few hosts they name.
+MAX_EXPANDED = 20 * MAX_HOSTS
 MAX_GROUPS = 1000
 MAX_NESTING = 50
 MAX_VARS_FILES = 200
@@ -211,6 +214,7 @@ class _Draft:
         self.file = file
         self.groups: dict[str, _Group] = {"all": _Group(1), "ungrouped": _Group(1)}
         self.hosts: dict[str, _Host] = {}
+        self.expanded = 0
 
     def error(self, line: int | None, message: str) -> ConfigError:
         return ConfigError(message, file=self.file, line=line)
@@ -226,6 +230,12 @@ class _Draft:
         """The hosts of ``pattern`` (a range, a ``:port``) in ``group``; later variables
         of a host replace earlier ones, as in Ansible."""
         names, port = _host_pattern(pattern, self, line)
+        self.expanded += len(names)
+        if self.expanded > MAX_EXPANDED:
+            raise self.error(
+                line,
+                f"its host patterns name more than {MAX_EXPANDED} hosts in all (repeats count)",
+            )
         members = self.group(group, line).hosts
         for name in names:
             host = self.hosts.get(name)

@@ -514,6 +514,12 @@ def _ansible_items(placed: ansible.Placed) -> dict[str, tuple[Located, str, str]
             )
         if key == "python" and value in ansible.AUTO_PYTHON:
             continue  # "let Ansible find one": readiness's default does that
+        if key == "python" and isinstance(value, str):
+            # "/usr/bin/env python3", common in Ansible inventories: the same interpreter
+            # found on PATH, which is how readiness runs a bare name.
+            words = value.split()
+            if len(words) == 2 and words[0] in ("/usr/bin/env", "/bin/env"):
+                value = words[1]
         if key == "port" and isinstance(value, str) and value.isascii() and value.isdigit():
             value = int(value) if len(value) < 10 else value  # "2222" from INI or YAML
         items[key] = (Located(value, found.line), found.file, f"{label}.{variable}")

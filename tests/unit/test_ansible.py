@@ -208,6 +208,36 @@ def test_ansible_python_interpreter_is_used_unless_it_asks_ansible_to_find_one(
     assert (db.python, web.python) == ("/usr/bin/python3.11", "python3")
 
 
+def test_an_interpreter_found_through_env_is_that_name_on_the_path(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    text = SSH_INI.replace(
+        "ansible_port=2222",
+        "ansible_port=2222 ansible_python_interpreter='/usr/bin/env python3.11'",
+    )
+    _, web, _ = hosts_of(write_yaml, "hosts.ini", text, f", roles: {SSH_ROLES}")
+    assert web.python == "python3.11"
+    with pytest.raises(ConfigError, match=r"web1\.ansible_python_interpreter"):
+        hosts_of(
+            write_yaml,
+            "bad.ini",
+            SSH_INI.replace(
+                "ansible_port=2222",
+                "ansible_port=2222 ansible_python_interpreter='/usr/bin/env -S python3'",
+            ),
+            f", roles: {SSH_ROLES}",
+        )
+
+
+def test_many_lines_of_one_large_range_are_refused_not_expanded_forever(tmp_path: Path) -> None:
+    path = tmp_path / "big.ini"
+    path.write_text("".join(f"[g{i}]\nh[0:999]\n" for i in range(25)))
+    with pytest.raises(ConfigError) as info:
+        parse(path)
+    assert str(info.value).startswith(f"{path}, line 42: "), info.value
+    assert "more than 20000 hosts in all" in str(info.value)
+
+
 def test_the_older_variable_names_ansible_still_reads_are_honoured(
     app_dir: Path, write_yaml: Write
 ) -> None:
