@@ -433,3 +433,29 @@ def test_a_host_that_vanishes_is_detected_whether_the_connection_is_idle_or_busy
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == USER_TIMEOUT_MS
+
+
+class PieceChannel:
+    """A channel that keeps what each sendall call was handed."""
+
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+        self.shut = False
+
+    def sendall(self, data: bytes) -> None:
+        self.calls.append(data)
+
+    def shutdown_write(self) -> None:
+        self.shut = True
+
+
+def test_a_large_stream_goes_to_ssh_in_small_pieces_whole_and_in_order() -> None:
+    """paramiko's sendall re-slices what is left after each packet: given 40 MB at once
+    it copied gigabytes and sent 3 MB/s. The stream must reach it in small pieces."""
+    from orchestrator import transport
+
+    payload = bytes(range(256)) * 4096 * 3 + b"tail"  # 3 MiB and a bit
+    chan = PieceChannel()
+    transport._feed(chan, payload)
+    assert b"".join(chan.calls) == payload and chan.shut
+    assert max(len(c) for c in chan.calls) <= transport._SEND_PIECE <= 256 * 1024
