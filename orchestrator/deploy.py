@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.bundle import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, Bundle
 from orchestrator.exceptions import HostError
+from orchestrator.installer import Tool
 from orchestrator.layout import MARKER_VAR, Layout
 from orchestrator.scripts import render, tree_state
 from orchestrator.transport import Transport
@@ -56,6 +57,10 @@ class Artifacts:
     client_wheels: Wheelhouse
     # Fixtures from outside the application, by their path in a server's etc folder.
     fixtures: Mapping[str, bytes] = field(default_factory=dict)
+    # The fast installer for each host CPU that has one (orchestrator.installer), and why
+    # some CPU of the run's hosts has none.
+    tools: Mapping[str, Tool] = field(default_factory=dict)
+    tools_missing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,8 @@ class PushReport:
     round_trips: int
     duration_s: float
     drifted: tuple[str, ...] = ()
+    # What built the virtualenvs ("uv 0.9.30", "pip"); None when none was built.
+    installer: str | None = None
 
 
 def secrets_text(values: Mapping[str, str]) -> str:
@@ -199,6 +206,8 @@ class HostNeeds:
     client: bool
     venvs: tuple[Wheelhouse, ...]
     config: HostConfig | None
+    # uv for the host's CPU, sent along when a venv is to be built and the host lacks it.
+    tool: Tool | None = None
 
 
 def _wanted(needs: HostNeeds, artifacts: Artifacts) -> dict[str, tuple[str, str]]:
@@ -224,6 +233,9 @@ def missing(needs: HostNeeds, found: Probe, artifacts: Artifacts) -> list[str]:
     ]
     have = set(found.markers.get("venvs", "").split())
     venvs = [f"wheels-{w.digest}" for w in needs.venvs if w.digest not in have]
+    tools = set(found.markers.get("tools", "").split())
+    if venvs and needs.tool is not None and needs.tool.part not in tools:
+        venvs.insert(0, needs.tool.part)
     parts = [p for p in stale if p != "etc"] + venvs + [p for p in stale if p == "etc"]
     return list(dict.fromkeys(parts))
 
@@ -275,6 +287,8 @@ def push_stream(parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> byt
                 _add(tar, "app.tgz", artifacts.app.data)
             elif part == "client":
                 _add(tar, "client.tgz", artifacts.client.data)
+            elif needs.tool is not None and part == needs.tool.part:
+                _add(tar, "uv.whl", needs.tool.wheel.read_bytes())
             elif part.startswith("wheels-"):
                 digest = part.removeprefix("wheels-")
                 house = next(w for w in needs.venvs if w.digest == digest)
@@ -315,6 +329,8 @@ def install_script(
             "etc": needs.config.digest if needs.config is not None else "",
         },
         keep=" ".join(w.digest for w in needs.venvs),
+        uv=needs.tool.part if needs.tool is not None else "",
+        uv_member=needs.tool.member if needs.tool is not None else "",
         digest_file=DIGEST_FILE,
         venv_failed_exit=VENV_FAILED_EXIT,
     )
@@ -333,7 +349,7 @@ def push(
     if not parts:
         return PushReport(transport.name, (), 0, 0, time.monotonic() - start)
     stream = push_stream(parts, needs, artifacts)
-    transport.run(
+    result = transport.run(
         install_script(layout, python, parts, artifacts, needs), timeout=900, stdin=stream
     ).check("installing the application and its virtualenvs")
     return PushReport(
@@ -343,7 +359,18 @@ def push(
         1,
         time.monotonic() - start,
         tuple(drifted(needs, found, artifacts)),
+        installer=installer_used(result.stdout)
+        if any(p.startswith("wheels-") for p in parts)
+        else None,
     )
+
+
+def installer_used(stdout: str) -> str | None:
+    """What the install script said built the venvs (``readiness: installer=uv 0.9.30``)."""
+    for line in stdout.splitlines():
+        if line.startswith("readiness: installer="):
+            return line.removeprefix("readiness: installer=").strip()[:40] or None
+    return None
 
 
 # -- teardown ---------------------------------------------------------------------------

@@ -26,7 +26,8 @@ Schema history (``schema`` field):
   (merged JUnit XML). Version 3 records read with these at their defaults.
 * ``readiness.run/5``: ``files``, every file and folder of the user's that the run used
   (requirements, fixtures, the client's folder), where it was found (inside the
-  application, beside the inventory, or an absolute path) and its sha256. Version 4
+  application, beside the inventory, or an absolute path) and its sha256; and
+  ``deploy[].installer``, what built the host's virtualenvs (uv or pip). Version 4
   records read with none.
 
 ``orchestrator/run.schema.json`` is the JSON Schema of the current version, generated from
@@ -83,6 +84,8 @@ class DeployRecord:
     drifted: list[str] | None = None
     # Seconds from the run's start to this step's start (None: not started, or an old record).
     start_s: float | None = None
+    # What built the host's virtualenvs: "uv 0.9.30" or "pip" (None: none was built).
+    installer: str | None = None
 
 
 @dataclass

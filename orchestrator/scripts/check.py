@@ -27,6 +27,7 @@ from orchestrator import capture, deploy, layers, scripts, transport
 from orchestrator.bundle import Bundle
 from orchestrator.components import appserver, mariadb
 from orchestrator.components.base import DatabaseGrant
+from orchestrator.installer import Tool
 from orchestrator.layout import Layout
 from orchestrator.suite import Burst, Layer
 from orchestrator.wheelhouse import Wheelhouse
@@ -105,8 +106,9 @@ def _deploy_samples() -> dict[str, str]:
     wheels = Wheelhouse(Path("/nowhere"), "w1")
     artifacts = deploy.Artifacts(bundle, bundle, wheels, wheels)
     config = deploy.HostConfig({"readiness_settings.py": "X = 1\n"}, {"K": HOSTILE})
-    needs = deploy.HostNeeds(True, True, (wheels,), config)
-    all_parts = ["app", "client", "wheels-w1", "etc"]
+    uv = Tool(Path("/nowhere/uv-0.9.30-py3-none-manylinux_2_17_x86_64.whl"), "0.9.30", "x86_64")
+    needs = deploy.HostNeeds(True, True, (wheels,), config, tool=uv)
+    all_parts = ["app", "client", "uv-0.9.30", "wheels-w1", "etc"]
     return {
         "deploy.probe_script": deploy.probe_script(LAYOUT, PYTHON),
         "deploy.probe_script[mariadb]": deploy.probe_script(

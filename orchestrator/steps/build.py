@@ -12,6 +12,7 @@ from orchestrator.bundle import build_bundle
 from orchestrator.components import database_engine
 from orchestrator.context import Context
 from orchestrator.deploy import Artifacts
+from orchestrator.installer import uv_for
 from orchestrator.ledger_hook import build_wheel
 from orchestrator.record import BuildRecord
 from orchestrator.userfiles import read_fixture
@@ -46,12 +47,15 @@ def build_step(ctx: Context) -> None:
         cache,
         local_wheels=hook,
     )
+    tools, tools_missing = uv_for(_code_machines(ctx), cache)
     ctx.artifacts = Artifacts(
         app=build_bundle(app.source),
         client=build_bundle(app.client_source.path),
         server_wheels=server_wheels,
         client_wheels=client_wheels,
         fixtures={f.shipped_name: read_fixture(f) for f in app.fixtures if f.shipped},
+        tools=tools,
+        tools_missing=tools_missing,
     )
     duration = time.monotonic() - t0
     ctx.record.build = BuildRecord(
@@ -64,3 +68,13 @@ def build_step(ctx: Context) -> None:
         client_packages=client_wheels.packages,
     )
     ctx.progress("control", "build", f"bundles and wheelhouses ready in {duration:.1f}s")
+
+
+def _code_machines(ctx: Context) -> set[str]:
+    """The CPUs (``uname -m``) of the hosts that will build virtualenvs: the fast
+    installer is fetched for these only."""
+    return {
+        ctx.probes[s.host].facts.get("machine", "")
+        for s in ctx.plan.deploy
+        if s.component != "db" and s.host in ctx.probes
+    }

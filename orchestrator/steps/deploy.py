@@ -197,6 +197,7 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
         client="client" in components,
         venvs=tuple({w.digest: w for w in houses}.values()),
         config=config,
+        tool=artifacts.tools.get(ctx.probes[name].facts.get("machine", "")),
     )
     host = ctx.targets[name].host
     report = push(
@@ -208,7 +209,12 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
             entry.sent, entry.bytes_sent = list(report.sent), report.bytes_sent
             entry.drifted = list(report.drifted)
             entry.round_trips = report.round_trips
+            entry.installer = report.installer
     what = ", ".join(report.sent) or "nothing (up to date)"
+    if report.installer:
+        what += f"; venvs built with {report.installer}"
+        if report.installer == "pip" and artifacts.tools_missing:
+            what += f" ({artifacts.tools_missing})"
     if report.drifted:  # the host held these in the right version, but a run changed them
         what += f"; {', '.join(report.drifted)} changed on the host since it was sent"
     ctx.progress(

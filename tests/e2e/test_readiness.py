@@ -82,6 +82,11 @@ def test_single_host_runs_all_three_layers_and_is_ready(workdir: Path) -> None:
     ]
     assert all(layer["tests"]["passed"] >= 25 for layer in record["layers"])
     assert record["database_links"] == {"h1": "socket"}
+    # A cold deploy: uv went to the host with the wheels and built both virtualenvs.
+    code_deploys = [d for d in record["deploy"] if d["component"] != "db"]
+    for deployed in code_deploys:
+        assert deployed["installer"].startswith("uv 0.9."), deployed
+        assert any(part.startswith("uv-0.9.") for part in deployed["sent"]), deployed
     counters = record["counters"]["rest-integration"]["h1"]["delta"]
     assert counters["Tcp.ActiveOpens"] > 0, "the integration layer opened connections"
     assert_clean_ledger(record, socket_link="socket", server_host="h1")

@@ -26,6 +26,7 @@ from orchestrator.deploy import (
     Probe,
     drifted,
     install_script,
+    installer_used,
     missing,
     parse_probe,
     probe_script,
@@ -33,8 +34,9 @@ from orchestrator.deploy import (
     push_stream,
     stray_kill_script,
 )
+from orchestrator.installer import Tool
 from orchestrator.layout import MARKER_VAR, Layout
-from orchestrator.transport import FakeTransport, LocalTransport
+from orchestrator.transport import FakeTransport, LocalTransport, Result
 from orchestrator.wheelhouse import Wheelhouse
 
 
@@ -581,3 +583,92 @@ def test_bundles_ship_every_name_of_a_hard_linked_file(tmp_path: Path) -> None:
             ("a.py", True, 6),
             ("b.py", True, 6),
         ]
+
+
+# A stand-in for uv's binary: answers --version like uv (or fails, as a uv built for
+# another C library would), and records what `uv pip install` was asked beside the venv.
+FAKE_UV = """\
+#!/bin/sh
+if [ "$1" = --version ]; then [ -n "{fail}" ] && exit 1; echo "uv 0.0.1"; exit 0; fi
+python=""; prev=""
+for arg in "$@"; do [ "$prev" = --python ] && python=$arg; prev=$arg; done
+venv=$(dirname "$(dirname "$python")")
+printf '%s\\n' "$@" > "$venv/uv-args"
+env | grep '^UV_' | sort > "$venv/uv-env"
+"""
+
+
+def uv_tool(tmp_path: Path, *, runs: bool) -> Tool:
+    wheel = tmp_path / "uv-0.0.1-py3-none-manylinux_2_17_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as whl:
+        whl.writestr("uv-0.0.1.data/scripts/uv", FAKE_UV.replace("{fail}", "" if runs else "x"))
+    return Tool(wheel, "0.0.1", "x86_64")
+
+
+def pip_house(tmp_path: Path, digest: str) -> Wheelhouse:
+    wheels = tmp_path / f"wh-{digest}"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "pip-99-py3-none-any.whl", "w") as whl:
+        whl.writestr("pip/__main__.py", FAKE_PIP)
+    (wheels / "Django-5.2-py3-none-any.whl").write_bytes(b"django")
+    return Wheelhouse(wheels, digest)
+
+
+def install(
+    tmp_path: Path, layout: Layout, n: HostNeeds, found: Probe
+) -> tuple[list[str], Result, Probe]:
+    """The real install script run locally for what ``found`` lacks; the probe after."""
+    bundle = Bundle(b"", "d", 0)
+    artifacts = Artifacts(bundle, bundle, n.venvs[0], n.venvs[0])
+    parts = missing(n, found, artifacts)
+    script = install_script(layout, sys.executable, parts, artifacts, n)
+    result = LocalTransport().run(script, stdin=push_stream(parts, n, artifacts), timeout=300)
+    assert result.ok, result.stderr
+    after = parse_probe(LocalTransport().run(probe_script(layout, sys.executable)).stdout)
+    return parts, result, after
+
+
+def test_venvs_are_built_with_uv_shipped_once_offline_and_without_the_users_config(
+    tmp_path: Path,
+) -> None:
+    layout = Layout(str(tmp_path / HOSTILE_ROOT))
+    tool = uv_tool(tmp_path, runs=True)
+    n = HostNeeds(False, False, (pip_house(tmp_path, "w1"),), None, tool=tool)
+    parts, result, after = install(tmp_path, layout, n, Probe({}, {}))
+    assert parts == ["uv-0.0.1", "wheels-w1"]
+    assert "readiness: installer=uv 0.0.1" in result.stdout
+    venv = Path(layout.venv("w1"))
+    args = (venv / "uv-args").read_text().splitlines()
+    assert args[:2] == ["pip", "install"] and not (venv / "pip-args").exists()
+    for flag in ("--offline", "--no-index", "--no-deps", "--link-mode=copy"):
+        assert flag in args
+    assert sorted(Path(a).name for a in args if a.endswith(".whl")) == [
+        "Django-5.2-py3-none-any.whl",
+        "pip-99-py3-none-any.whl",
+    ]
+    uv_env = (venv / "uv-env").read_text()
+    assert "UV_NO_CONFIG=1" in uv_env and "UV_PYTHON_DOWNLOADS=never" in uv_env
+    assert f"UV_CACHE_DIR={layout.root}/tools/uv-cache" in uv_env
+    assert after.markers["tools"].split() == ["uv-0.0.1"] and after.markers["venvs"] == "w1"
+    # New requirements on a host that has uv: only the wheels travel.
+    n2 = HostNeeds(False, False, (pip_house(tmp_path, "w2"),), None, tool=tool)
+    parts, result, _ = install(tmp_path, layout, n2, after)
+    assert parts == ["wheels-w2"] and "installer=uv 0.0.1" in result.stdout
+    assert (Path(layout.venv("w2")) / "uv-args").is_file()
+    # Nothing left to build: nothing is sent, uv included.
+    bundle = Bundle(b"", "d", 0)
+    done = parse_probe(LocalTransport().run(probe_script(layout, sys.executable)).stdout)
+    assert missing(n2, done, Artifacts(bundle, bundle, n2.venvs[0], n2.venvs[0])) == []
+
+
+def test_a_uv_that_does_not_run_on_the_host_leaves_the_venvs_to_pip(tmp_path: Path) -> None:
+    layout = Layout(str(tmp_path / "root"))
+    n = HostNeeds(
+        False, False, (pip_house(tmp_path, "w1"),), None, tool=uv_tool(tmp_path, runs=False)
+    )
+    parts, result, _ = install(tmp_path, layout, n, Probe({}, {}))
+    assert parts == ["uv-0.0.1", "wheels-w1"]
+    assert "readiness: installer=pip" in result.stdout
+    venv = Path(layout.venv("w1"))
+    assert (venv / "pip-args").is_file() and not (venv / "uv-args").exists()
+    assert installer_used(result.stdout) == "pip"
