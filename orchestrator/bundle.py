@@ -42,6 +42,10 @@ EXCLUDED_DIRS = frozenset(
     }
 )
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".swp")
+# A bundle is built in memory and sent whole: a folder far past any project's size (a
+# home folder, a data dump) is a configuration mistake to name, not a run to attempt.
+MAX_BUNDLE_FILES = 200_000
+MAX_BUNDLE_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,11 @@ def _inside(path: Path, source: Path) -> bool:
         return True
     except ValueError:
         return False
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python 3.11)
+        raise ConfigError(
+            f"{path} is a symlink that leads nowhere (a loop of links, or a path the "
+            "system cannot follow); remove it or point it at a file in the folder"
+        ) from None
 
 
 def build_bundle(source: Path) -> Bundle:
@@ -85,7 +94,7 @@ def build_bundle(source: Path) -> Bundle:
     is refused: silently shipping less than the project would test something else.
     """
     raw = io.BytesIO()
-    count = 0
+    count = size = 0
     entries: list[tuple[bytes, bytes]] = []
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in _members(source):
@@ -110,6 +119,13 @@ def build_bundle(source: Path) -> Bundle:
             info.uname = info.gname = ""
             info.mtime = 0
             name = arcname.encode("utf-8", "surrogateescape")
+            size += info.size if info.isfile() else 0
+            if count >= MAX_BUNDLE_FILES or size > MAX_BUNDLE_BYTES:
+                raise ConfigError(
+                    f"{source} holds more than {MAX_BUNDLE_FILES} files or "
+                    f"{MAX_BUNDLE_BYTES >> 20} MiB: it is sent whole to the hosts, so it must "
+                    "be the project (or its client tests), not a folder around it"
+                )
             if info.isfile():
                 info.mode = 0o755 if info.mode & 0o111 else 0o644
                 data = path.read_bytes()

@@ -42,6 +42,16 @@ COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".lzma")
 # The folders a search for a fixture label never enters, and when it gives up.
 _NOT_SEARCHED = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
 _MAX_SEARCHED = 20_000
+# Folders no client folder may be: the whole system, its own trees, and homes. What such
+# a value names is archived and sent to a host (a home holds keys).
+_SYSTEM_FOLDERS = frozenset(
+    {
+        "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media",
+        "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr",
+        "/var", "/var/tmp",
+    }
+)  # fmt: skip
+_SYSTEM_TREES = ("/proc/", "/sys/", "/dev/", "/boot/", "/etc/", "/usr/", "/run/")
 # A fixture's name reaches the host's command line (quoted) and its etc folder: the
 # characters of ordinary file names only. Every pattern is used with fullmatch.
 _FIXTURE_NAME = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._/+-]*")
@@ -118,7 +128,8 @@ def locate(s: Section, key: str, value: str, places: Places, kind: str) -> UserF
             ) from None
         found = _found(path, kind)
         if found is None:
-            raise s.error(key, f"{kind} {shown_path(path)} does not exist")
+            raise s.error(key, _absent(path, kind))
+        _check_folder(s, key, found, kind)
         return UserFile(s.field(key), value, found, ABSOLUTE)
     if ".." in Path(value).parts or value.startswith("-"):
         raise s.error(
@@ -138,12 +149,66 @@ def locate(s: Section, key: str, value: str, places: Places, kind: str) -> UserF
                 f"{shown(value)} leads outside {where} ({shown_path(folder)}) through a "
                 "symlink; it must stay inside it",
             )
+        if base == INVENTORY:
+            _check_trusted(s, key, folder)
+        _check_folder(s, key, found, kind)
         return UserFile(s.field(key), value, found, base)
     raise s.error(
         key,
         f"{kind} {shown(value)} is neither in the application ({shown_path(places.application)}) "
         f"nor beside the inventory ({shown_path(places.inventory)})",
     )
+
+
+def _absent(path: Path, kind: str) -> str:
+    """Why ``path`` is not a usable ``kind``: missing, or something else."""
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):
+        exists = False
+    if not exists:
+        return f"{kind} {shown_path(path)} does not exist"
+    return f"{shown_path(path)} is not a {'folder' if kind == 'folder' else 'regular file'}"
+
+
+def _check_folder(s: Section, key: str, found: Path, kind: str) -> None:
+    """A folder value is archived whole and sent to a host: never the system, a home,
+    or a folder holding readiness itself (its state holds the lab's keys and secrets)."""
+    if kind != "folder":
+        return
+    text = str(found)
+    home = Path.home()
+    readiness = Path(__file__).resolve().parent.parent
+    if (
+        text in _SYSTEM_FOLDERS
+        or text.startswith(_SYSTEM_TREES)
+        or found == home
+        or found.parent == Path("/home")
+        or readiness.is_relative_to(found)
+    ):
+        raise s.error(
+            key,
+            f"{shown_path(found)} is a system folder, a home folder or a folder around "
+            "readiness itself; it would be sent whole to the hosts. Name the folder of "
+            "the client's tests",
+        )
+
+
+def _check_trusted(s: Section, key: str, folder: Path) -> None:
+    """Files beside the inventory run on hosts (client tests) or are handed to pip: the
+    inventory's folder must be one only its owner can change, as sshd's StrictModes asks
+    of ~/.ssh. Otherwise anyone could plant the file a value falls back to."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return  # the file was just found there; a folder that went away fails later
+    if info.st_uid not in (0, os.geteuid()) or info.st_mode & 0o022:
+        raise s.error(
+            key,
+            f"is looked for beside the inventory, but its folder {shown_path(folder)} can be "
+            "changed by other users (it is writable by group or others, or owned by "
+            "another user): keep the inventory and its files in a folder of your own",
+        )
 
 
 def _found(path: Path, kind: str) -> Path | None:
@@ -246,9 +311,14 @@ def _fixture(s: Section, value: str, places: Places, index: int) -> Fixture:
     in_app = not outside and _found(places.application / value, "file") is not None
     # A bare label ("initial_data", or "initial_data.json" with no such file at the
     # application's top) is Django's to find in the apps' fixtures folders.
-    if not outside and not in_app and "/" not in value and _label_found(places.application, value):
-        return Fixture(label=_fixture_name(s, value, value), index=index)
-    if not outside and not in_app and _found(places.inventory / value, "file") is None:
+    beside = not outside and not in_app and _found(places.inventory / value, "file") is not None
+    if not outside and not in_app and "/" not in value:
+        label = _label_found(places.application, value)
+        # Not known (an application too large to search): a file beside the inventory
+        # named so is what the user meant; without one, Django will look.
+        if label or (label is None and not beside):
+            return Fixture(label=_fixture_name(s, value, value), index=index)
+    if not outside and not in_app and not beside:
         raise s.error(
             "fixtures",
             f"no fixture {shown(value)}: it is not a file in the application "
@@ -337,10 +407,11 @@ def is_file(path: Path) -> bool:
         return False
 
 
-def _label_found(source: Path, label: str) -> bool:
+def _label_found(source: Path, label: str) -> bool | None:
     """Whether a file Django could load for ``label`` exists in the application (any
     app's fixtures/ or a FIXTURE_DIRS folder inside it): ``label.json``, ``.json.gz``...
-    Without this, a missing label fails only when the server starts on the host."""
+    Without this, a missing label fails only when the server starts on the host. None
+    when the application is too large to search to the end."""
     seen = 0
     for _folder, dirs, files in os.walk(source):
         dirs[:] = [d for d in dirs if d not in _NOT_SEARCHED and not d.endswith(".egg-info")]
@@ -352,5 +423,5 @@ def _label_found(source: Path, label: str) -> bool:
                 return True
         seen += len(files)
         if seen > _MAX_SEARCHED:
-            return True  # too big to search: Django will say it at start, as before
+            return None  # too big to search: Django will say it at start, as before
     return False

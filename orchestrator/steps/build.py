@@ -6,6 +6,7 @@ they install comes from here, cached by the requirements' digest in ``.wheelhous
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from orchestrator.bundle import build_bundle
@@ -48,12 +49,13 @@ def build_step(ctx: Context) -> None:
         local_wheels=hook,
     )
     tools, tools_missing = uv_for(_code_machines(ctx), cache)
+    fixtures = _shipped_fixtures(ctx)
     ctx.artifacts = Artifacts(
         app=build_bundle(app.source),
         client=build_bundle(app.client_source.path),
         server_wheels=server_wheels,
         client_wheels=client_wheels,
-        fixtures={f.shipped_name: read_fixture(f) for f in app.fixtures if f.shipped},
+        fixtures=fixtures,
         tools=tools,
         tools_missing=tools_missing,
     )
@@ -78,3 +80,19 @@ def _code_machines(ctx: Context) -> set[str]:
         for s in ctx.plan.deploy
         if s.component != "db" and s.host in ctx.probes
     }
+
+
+def _shipped_fixtures(ctx: Context) -> dict[str, bytes]:
+    """The fixtures from outside the application, read once: what is shipped. The
+    record's digest of each is of these bytes (the file may have changed since the run
+    started)."""
+    shipped: dict[str, bytes] = {}
+    digests: dict[str, str] = {}
+    for fixture in ctx.inventory.application.fixtures:
+        if fixture.shipped and fixture.file is not None:
+            data = shipped[fixture.shipped_name] = read_fixture(fixture)
+            digests[str(fixture.file.path)] = hashlib.sha256(data).hexdigest()
+    for entry in ctx.record.files:
+        if entry.field == "application.fixtures" and entry.path in digests:
+            entry.sha256 = digests[entry.path]
+    return shipped

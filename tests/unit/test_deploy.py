@@ -34,6 +34,7 @@ from orchestrator.deploy import (
     push_stream,
     stray_kill_script,
 )
+from orchestrator.exceptions import ConfigError
 from orchestrator.installer import Tool
 from orchestrator.layout import MARKER_VAR, Layout
 from orchestrator.transport import FakeTransport, LocalTransport, Result
@@ -672,3 +673,27 @@ def test_a_uv_that_does_not_run_on_the_host_leaves_the_venvs_to_pip(tmp_path: Pa
     venv = Path(layout.venv("w1"))
     assert (venv / "pip-args").is_file() and not (venv / "uv-args").exists()
     assert installer_used(result.stdout) == "pip"
+
+
+def test_a_symlink_loop_in_a_bundled_folder_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "it").mkdir()
+    (tmp_path / "it" / "a").symlink_to("b")
+    (tmp_path / "it" / "b").symlink_to("a")
+    with pytest.raises(ConfigError, match=r"it/a is a symlink that leads nowhere"):
+        build_bundle(tmp_path / "it")
+
+
+def test_a_folder_far_larger_than_a_project_is_refused_before_it_fills_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator import bundle
+
+    for i in range(5):
+        (tmp_path / f"f{i}.txt").write_text("x")
+    monkeypatch.setattr(bundle, "MAX_BUNDLE_FILES", 3)
+    with pytest.raises(ConfigError, match="holds more than 3 files"):
+        build_bundle(tmp_path)
+    monkeypatch.setattr(bundle, "MAX_BUNDLE_FILES", 100)
+    monkeypatch.setattr(bundle, "MAX_BUNDLE_BYTES", 4)
+    with pytest.raises(ConfigError, match="holds more than"):
+        build_bundle(tmp_path)

@@ -218,3 +218,76 @@ def test_the_server_is_given_the_shipped_fixture_by_its_path_on_the_host(
     assert "/srv/r/etc/fixtures/0/known.json" in start
     record = json.loads((outcome.run_dir / "run.json").read_text())
     assert {f["value"] for f in record["files"]} >= {"fixtures/known.json", "it"}
+
+
+@pytest.mark.parametrize("folder", ["/", "/proc", "/etc/ssl", "~", "READINESS_PARENT"])
+def test_a_client_folder_that_would_ship_the_system_a_home_or_readiness_is_refused(
+    app_dir: Path, write_yaml: Write, folder: str
+) -> None:
+    if folder == "READINESS_PARENT":  # a folder around readiness holds its keys and state
+        folder = str(Path(provenance.__file__).resolve().parents[2])
+    text = SINGLE.replace(
+        "{source: tests_it, requirements: tests_it/requirements.txt}",
+        f"{{source: '{folder}', requirements: tests_it/requirements.txt}}",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_inventory(write_yaml("single.yaml", text))
+    assert caught.value.field == "application.client.source"
+    assert "sent whole to the hosts" in str(caught.value)
+
+
+def test_files_beside_an_inventory_others_can_change_are_refused(
+    app_dir: Path, beside: Path, write_yaml: Write
+) -> None:
+    beside.chmod(0o777)
+    try:
+        with pytest.raises(ConfigError) as caught:
+            load_inventory(write_yaml("single.yaml", BESIDE))
+        assert caught.value.field == "application.fixtures"
+        assert "can be changed by other users" in str(caught.value)
+        # What is inside the application is not looked for beside the inventory.
+        assert load_inventory(write_yaml("own.yaml", SINGLE)).application.fixtures
+    finally:
+        beside.chmod(0o755)
+
+
+def test_in_an_application_too_large_to_search_a_file_beside_the_inventory_is_shipped(
+    app_dir: Path, beside: Path, write_yaml: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator import userfiles
+
+    monkeypatch.setattr(userfiles, "_MAX_SEARCHED", 2)
+    (beside / "known.json").write_text("[]\n")
+    text = BESIDE.replace("[fixtures/known.json]", "[known.json, initial]")
+    first, second = load_inventory(write_yaml("single.yaml", text)).application.fixtures
+    assert first.shipped and first.file is not None and first.file.base == "inventory"
+    # Nothing beside the inventory by that name: Django is left to find the label.
+    assert (second.label, second.file) == ("initial", None)
+
+
+def test_a_path_that_is_not_a_regular_file_says_so(
+    app_dir: Path, beside: Path, write_yaml: Write
+) -> None:
+    text = BESIDE.replace("[fixtures/known.json]", "[/dev/null]")
+    with pytest.raises(ConfigError, match="/dev/null is not a regular file"):
+        load_inventory(write_yaml("single.yaml", text))
+
+
+def test_the_record_holds_the_digest_of_the_fixture_bytes_shipped(
+    app_dir: Path, beside: Path, write_yaml: Write
+) -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from orchestrator.context import Context
+    from orchestrator.steps.build import _shipped_fixtures
+
+    inventory = load_inventory(write_yaml("single.yaml", BESIDE))
+    record = SimpleNamespace(files=provenance.files_of(inventory))
+    (beside / "fixtures" / "known.json").write_text('[{"changed": true}]\n')  # after the start
+    ctx = cast(Context, SimpleNamespace(inventory=inventory, record=record))
+    shipped = _shipped_fixtures(ctx)
+    data = shipped["fixtures/0/known.json"]
+    assert data == b'[{"changed": true}]\n'
+    (entry,) = [f for f in record.files if f.field == "application.fixtures"]
+    assert entry.sha256 == hashlib.sha256(data).hexdigest()
