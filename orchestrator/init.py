@@ -416,7 +416,14 @@ def _requirement_files(root: Path) -> tuple[str, ...]:
         return ("requirements.txt",)
     found = sorted(p for p in (root / "requirements").glob("*.txt") if p.is_file())
     chosen = [p for p in found if p.stem.lower() in RUNTIME_REQUIREMENTS] or found
-    return tuple(f"requirements/{p.name}" for p in chosen if _PLAIN_PATH.fullmatch(p.name))
+    usable = tuple(f"requirements/{p.name}" for p in chosen if _PLAIN_PATH.fullmatch(p.name))
+    if chosen and not usable:
+        raise ConfigError(
+            f"{shown_path(root)}'s requirement files "
+            f"({', '.join(shown(p.name) for p in chosen)}) have names init cannot write into "
+            "an inventory (letters, digits and ._- only): rename them, then run init again"
+        )
+    return usable
 
 
 def _requirements_to_write(root: Path, settings: Settings) -> str:
@@ -911,7 +918,14 @@ def init_project(
 
 def _write_all(texts: dict[Path, str], force: bool) -> None:
     """Write every file, or none: without ``--force`` a file that appeared since the
-    check is never replaced, and the files this call already wrote are taken back."""
+    check is never replaced; on a failure the files this call already wrote are taken
+    back, and a file ``--force`` replaced gets its old content again."""
+    before: dict[Path, bytes | None] = {}
+    for path in texts:
+        try:
+            before[path] = path.read_bytes() if force and path.is_file() else None
+        except OSError:
+            before[path] = None
     written: list[Path] = []
     try:
         for path, text in texts.items():
@@ -924,7 +938,11 @@ def _write_all(texts: dict[Path, str], force: bool) -> None:
     except OSError as err:  # --into a file, a folder that cannot be written, a race
         for done in written:
             with contextlib.suppress(OSError):
-                done.unlink()
+                old = before[done]
+                if old is None:
+                    done.unlink()
+                else:
+                    atomic_write(done, old)
         if isinstance(err, FileExistsError):
             raise ConfigError(
                 f"{shown_path(path)} appeared while init was writing; init never overwrites "

@@ -416,6 +416,43 @@ def test_a_file_that_appears_while_init_writes_is_kept_and_nothing_else_stays(
     assert (out / "mysite-cluster.yaml").read_text() == "# theirs\n"
 
 
+def test_a_forced_init_that_fails_halfway_gives_the_replaced_files_back(
+    pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator import files
+    from orchestrator import init as init_module
+
+    project = startproject(pristine, tmp_path)
+    out = tmp_path / "out"
+    first = init(project, out)
+    first.target.single.write_text("# edited by hand\n")
+    real_write = files.atomic_write
+    calls: list[Path] = []
+
+    def third_fails(path: Path, data: bytes, **kwargs: object) -> None:
+        calls.append(path)
+        if len(calls) == 3:
+            raise PermissionError(1, "Operation not permitted")
+        real_write(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(init_module, "atomic_write", third_fails)
+    with pytest.raises(ConfigError, match="cannot write"):
+        init(project, out, force=True)
+    assert first.target.single.read_text() == "# edited by hand\n"
+    assert first.target.cluster.is_file() and first.target.suite.is_file()
+
+
+def test_requirement_files_init_cannot_name_are_said_not_skipped(
+    pristine: Path, tmp_path: Path
+) -> None:
+    project = startproject(pristine, tmp_path)
+    (project / "requirements.txt").unlink()
+    (project / "requirements").mkdir()
+    (project / "requirements" / "base prod.txt").write_text("djangorestframework\n")
+    with pytest.raises(ConfigError, match=r"'base prod\.txt'\) have names init cannot write"):
+        init(project, tmp_path / "out")
+
+
 def test_force_replaces_the_files_with_what_the_project_is_now(
     pristine: Path, tmp_path: Path
 ) -> None:
