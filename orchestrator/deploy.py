@@ -25,13 +25,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import platform
 import shlex
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 from orchestrator.bundle import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, Bundle
 from orchestrator.exceptions import HostError
@@ -278,9 +282,41 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> Non
     tar.addfile(info, io.BytesIO(data))
 
 
+# The push stream stays in memory up to this size, and is spooled to a temporary file
+# past it: a wheelhouse of a GB costs the control node disk, not memory.
+SPOOL_BYTES = 8 << 20
+
+
+def _add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
+    """A file of the control node, copied into the stream from disk in pieces."""
+    with path.open("rb") as handle:
+        info = tarfile.TarInfo(name)
+        info.size = os.fstat(handle.fileno()).st_size
+        info.mode = 0o644
+        tar.addfile(info, handle)
+
+
 def push_stream(parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> bytes:
-    """One uncompressed tar holding the parts (bundles inside are already gzip'd)."""
-    out = io.BytesIO()
+    """The stream of :func:`open_push_stream` as bytes (for tests and small pushes)."""
+    with open_push_stream(parts, needs, artifacts) as stream:
+        return stream.read()
+
+
+def open_push_stream(parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> IO[bytes]:
+    """One uncompressed tar holding the parts (bundles inside are already gzip'd), in a
+    spooled temporary file positioned at its start; wheels are copied from disk in
+    pieces. The caller closes it (which removes the file)."""
+    out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (returned)
+    try:
+        _write_push(out, parts, needs, artifacts)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
+
+
+def _write_push(out: IO[bytes], parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> None:
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for part in parts:
             if part == "app":
@@ -288,19 +324,18 @@ def push_stream(parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> byt
             elif part == "client":
                 _add(tar, "client.tgz", artifacts.client.data)
             elif needs.tool is not None and part == needs.tool.part:
-                _add(tar, "uv.whl", needs.tool.wheel.read_bytes())
+                _add_file(tar, "uv.whl", needs.tool.wheel)
             elif part.startswith("wheels-"):
                 digest = part.removeprefix("wheels-")
                 house = next(w for w in needs.venvs if w.digest == digest)
                 for wheel in house.wheels:
-                    _add(tar, f"{part}/{wheel.name}", wheel.read_bytes())
+                    _add_file(tar, f"{part}/{wheel.name}", wheel)
             elif part == "etc":
                 assert needs.config is not None
                 for name in sorted(needs.config.files):
                     _add(tar, f"etc/{name}", needs.config.data(name))
                 secrets = secrets_text(needs.config.secrets).encode()
                 _add(tar, f"etc/{SECRETS_FILE}", secrets, 0o600)
-    return out.getvalue()
 
 
 def install_script(
@@ -348,14 +383,16 @@ def push(
     parts = missing(needs, found, artifacts)
     if not parts:
         return PushReport(transport.name, (), 0, 0, time.monotonic() - start)
-    stream = push_stream(parts, needs, artifacts)
-    result = transport.run(
-        install_script(layout, python, parts, artifacts, needs), timeout=900, stdin=stream
-    ).check("installing the application and its virtualenvs")
+    with open_push_stream(parts, needs, artifacts) as stream:
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(0)
+        result = transport.run(
+            install_script(layout, python, parts, artifacts, needs), timeout=900, stdin=stream
+        ).check("installing the application and its virtualenvs")
     return PushReport(
         transport.name,
         tuple(parts),
-        len(stream),
+        size,
         1,
         time.monotonic() - start,
         tuple(drifted(needs, found, artifacts)),

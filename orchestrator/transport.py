@@ -18,7 +18,9 @@ Output is read as it arrives. Without a ``sink`` the :class:`Result` holds all o
 short scripts of deploy and teardown); with one (an :class:`OutputSink`, for a layer that
 may print hundreds of MiB) every chunk goes to the sink and the :class:`Result` keeps only
 the last ``sink.tail_bytes`` of each stream, so the control node's memory stays flat
-whatever the script prints.
+whatever the script prints. What goes in is streamed too: ``stdin`` may be a binary file
+(the deploy's push stream, spooled to disk past a few MiB), read and sent in pieces, so a
+1 GB wheelhouse never sits in memory.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from orchestrator import scripts
 from orchestrator.exceptions import HostError
@@ -51,6 +53,9 @@ STREAMS = ("stdout", "stderr")
 """The names an :class:`OutputSink` receives chunks under."""
 
 _CHUNK = 65536
+# Input for a script: bytes, or a binary file read from where it stands to its end.
+Stdin = bytes | IO[bytes]
+_READ_PIECE = 1 << 20
 
 # The only command line a script ever gets (bash -c TEXT readiness-run TOKEN), and the one
 # that kills its process group on a timeout (bash -c TEXT readiness-kill TOKEN). Both run
@@ -122,7 +127,7 @@ class Transport(Protocol):
         *,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin | None = None,
         sink: OutputSink | None = None,
     ) -> Result: ...
 
@@ -143,9 +148,18 @@ def compose_script(script: str, env: Mapping[str, str] | None) -> str:
     return "".join(lines) + script
 
 
-def _payload(script: str, env: Mapping[str, str] | None, stdin: bytes | None) -> bytes:
+def _payload(script: str, env: Mapping[str, str] | None, stdin: Stdin | None) -> Iterator[bytes]:
+    """What a host reads on stdin: the script's length, the script, then ``stdin``, as
+    pieces (a file is read a MiB at a time, never whole)."""
     body = compose_script(script, env).encode()
-    return str(len(body)).encode() + b"\n" + body + (stdin or b"")
+    yield str(len(body)).encode() + b"\n" + body
+    if stdin is None:
+        return
+    if isinstance(stdin, bytes | bytearray | memoryview):
+        yield bytes(stdin)
+        return
+    while piece := stdin.read(_READ_PIECE):
+        yield piece
 
 
 def _token() -> str:
@@ -207,7 +221,7 @@ class LocalTransport:
         *,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin | None = None,
         sink: OutputSink | None = None,
     ) -> Result:
         token = _token()
@@ -268,9 +282,10 @@ class LocalTransport:
         self.close()
 
 
-def _feed_pipe(pipe: Any, payload: bytes) -> None:
+def _feed_pipe(pipe: Any, payload: Iterable[bytes]) -> None:
     try:
-        pipe.write(payload)
+        for piece in payload:
+            pipe.write(piece)
         pipe.close()
     except OSError:
         pass  # the script exited without reading all of it; its exit status tells the story
@@ -467,7 +482,7 @@ class SSHTransport:
         *,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin | None = None,
         sink: OutputSink | None = None,
     ) -> Result:
         token = _token()
@@ -586,11 +601,12 @@ def _detect_dead_peers(transport: Any) -> None:
 _SEND_PIECE = 128 * 1024
 
 
-def _feed(chan: Any, payload: bytes) -> None:
+def _feed(chan: Any, payload: Iterable[bytes]) -> None:
     try:
-        view = memoryview(payload)
-        for start in range(0, len(view), _SEND_PIECE):
-            chan.sendall(bytes(view[start : start + _SEND_PIECE]))
+        for piece in payload:
+            view = memoryview(piece)
+            for start in range(0, len(view), _SEND_PIECE):
+                chan.sendall(bytes(view[start : start + _SEND_PIECE]))
         chan.shutdown_write()
     except Exception:
         pass  # the remote closed early; its exit status tells the story
@@ -639,7 +655,7 @@ class FakeCall:
 
     script: str
     env: Mapping[str, str]
-    stdin: bytes | None
+    stdin: bytes | None  # a file given as stdin is kept as the bytes it held
     timeout: float | None
     sink: OutputSink | None = None
 
@@ -698,11 +714,12 @@ class FakeTransport:
         *,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin | None = None,
         sink: OutputSink | None = None,
     ) -> Result:
         compose_script("", env)  # same validation of env names as the real transports
-        self.calls.append(FakeCall(script, dict(env or {}), stdin, timeout, sink))
+        data = stdin if stdin is None or isinstance(stdin, bytes) else bytes(stdin.read())
+        self.calls.append(FakeCall(script, dict(env or {}), data, timeout, sink))
         rule = next((r for r in self._rules if r.pattern.search(script)), None)
         if rule is None:
             rule = _Rule(re.compile(""), 0, "", "", False, _CHUNK)

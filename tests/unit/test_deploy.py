@@ -697,3 +697,29 @@ def test_a_folder_far_larger_than_a_project_is_refused_before_it_fills_memory(
     monkeypatch.setattr(bundle, "MAX_BUNDLE_BYTES", 4)
     with pytest.raises(ConfigError, match="holds more than"):
         build_bundle(tmp_path)
+
+
+def test_a_push_far_larger_than_its_spool_never_sits_in_memory(tmp_path: Path) -> None:
+    """A 48 MiB wheel goes from disk into the spooled stream and on to the host in
+    pieces: the control node's Python memory peaks far below the stream's size."""
+    import tracemalloc
+
+    from orchestrator.deploy import SPOOL_BYTES, open_push_stream
+
+    wheels = tmp_path / "wh"
+    wheels.mkdir()
+    with (wheels / "big-1.0-py3-none-any.whl").open("wb") as big:
+        big.truncate(48 << 20)
+    house = Wheelhouse(wheels, "w1")
+    bundle = Bundle(b"", "d", 0)
+    artifacts = Artifacts(bundle, bundle, house, house)
+    n = HostNeeds(False, False, (house,), None)
+    tracemalloc.start()
+    try:
+        with open_push_stream(["wheels-w1"], n, artifacts) as stream:
+            result = LocalTransport().run("wc -c", stdin=stream, timeout=120)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.ok and int(result.stdout.split()[0]) > 48 << 20
+    assert peak < SPOOL_BYTES + (4 << 20), peak

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
 import socket
 import threading
@@ -456,6 +458,28 @@ def test_a_large_stream_goes_to_ssh_in_small_pieces_whole_and_in_order() -> None
 
     payload = bytes(range(256)) * 4096 * 3 + b"tail"  # 3 MiB and a bit
     chan = PieceChannel()
-    transport._feed(chan, payload)
-    assert b"".join(chan.calls) == payload and chan.shut
+    transport._feed(chan, transport._payload("true", None, payload))
+    sent = b"".join(chan.calls)
+    assert sent == b"4\ntrue" + payload and chan.shut
     assert max(len(c) for c in chan.calls) <= transport._SEND_PIECE <= 256 * 1024
+
+
+class CountingFile(io.BytesIO):
+    """A file that remembers the largest read asked of it."""
+
+    largest = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.largest = max(self.largest, size if size is not None and size >= 0 else 1 << 62)
+        return super().read(size)
+
+
+def test_a_file_as_stdin_is_read_in_pieces_and_reaches_the_script_whole(tmp_path: Path) -> None:
+    """The push stream is a spooled file: it is read a piece at a time, never whole."""
+    from orchestrator import transport
+
+    data = os.urandom(3 << 20)
+    stdin = CountingFile(data)
+    result = LocalTransport().run("sha256sum", stdin=stdin, timeout=60)
+    assert result.ok and result.stdout.split()[0] == hashlib.sha256(data).hexdigest()
+    assert stdin.largest <= transport._READ_PIECE < len(data)
