@@ -71,13 +71,13 @@ EXISTING = (
 )
 
 
-def application(server: str, database: str) -> str:
+def application(server: str, database: str, fixture: str = "fixtures/known.json") -> str:
     return f"""
 application:
   source: {BROKER}
   settings: broker.settings
   requirements: requirements.txt
-  fixtures: [fixtures/known.json]
+  fixtures: [{fixture}]
   server: {server}
   client: {{source: integration, requirements: integration/requirements.txt}}
 database: {database}
@@ -86,6 +86,7 @@ suite: broker
 
 
 LAB = lab_section(PREFIX, SUBNET, LAB_HOSTS)
+BESIDE_FIXTURE = "gunicorn-known.json"
 GUNICORN_ALL_ON_ONE = (
     LAB + "hosts:\n  - {name: h1, roles: [db, server, client]}\n" + application(GUNICORN, MANAGED)
 )
@@ -93,7 +94,9 @@ GUNICORN_DISTRIBUTED = (
     LAB
     + "hosts:\n  - {name: h1, roles: [db]}\n  - {name: h2, roles: [server]}\n"
     + "  - {name: h3, roles: [client]}\n"
-    + application(GUNICORN, MANAGED)
+    # The live server's fixture kept beside the inventory, not in the application: gunicorn
+    # mode loads it from where readiness shipped it (the server host's etc folder).
+    + application(GUNICORN, MANAGED, fixture=BESIDE_FIXTURE)
 )
 # The existing server runs in h3's namespace, which the inventory does not deploy to.
 EXISTING_DB_HOST = "h3"
@@ -180,9 +183,15 @@ def test_gunicorn_all_on_one_serves_the_broker_and_is_ready(workdir: Path) -> No
 
 
 def test_gunicorn_distributed_serves_the_broker_and_is_ready(workdir: Path) -> None:
+    shutil.copyfile(BROKER / "fixtures" / "known.json", workdir / BESIDE_FIXTURE)
     run = run_readiness(workdir, "modes-gunicorn-cluster", GUNICORN_DISTRIBUTED)
-    assert_ready(run)
+    assert_ready(run)  # the integration tests pass only with the fixture's data loaded
     record = run.record
+    (fixture,) = [f for f in record["files"] if f["field"] == "application.fixtures"]
+    assert (fixture["base"], fixture["path"]) == (
+        "inventory",
+        str((workdir / BESIDE_FIXTURE).resolve()),
+    )
     assert record["topology"] == "distributed"
     assert record["database_links"] == {"h2": "tcp"}
     assert {h["name"]: h["roles"] for h in record["hosts"]} == {
