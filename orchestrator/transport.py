@@ -357,7 +357,9 @@ class SSHTransport:
 
     Only ``known_hosts`` is trusted (never ``~/.ssh/known_hosts``), only ``key_file`` is
     offered (no agent, no ``~/.ssh`` keys, no ssh_config files). The connection opens
-    lazily on first use and is reused by every later call; use one instance per thread.
+    lazily on first use and is reused by every later call. Two threads may run scripts
+    at once (a host's database starting while its code streams): each run is a channel
+    of its own, and opening the connection is serialised.
     """
 
     def __init__(
@@ -379,6 +381,7 @@ class SSHTransport:
         self.known_hosts = str(known_hosts)
         self.connect_timeout = connect_timeout
         self._conn: Any = None
+        self._opening = threading.Lock()
 
     # -- connection
 
@@ -387,6 +390,10 @@ class SSHTransport:
 
     def connect(self) -> None:
         """Open the connection now (it otherwise opens on first use)."""
+        with self._opening:
+            self._connect()
+
+    def _connect(self) -> None:
         if self._conn is not None and self._conn.is_connected:
             return
         import paramiko

@@ -1,7 +1,8 @@
 """Step ``deploy``: carry out the plan's deploy steps, every host in parallel.
 
-Per host: its database (if the plan has a ``db`` step there), then one stream holding
-only what its ``server`` and ``client`` steps lack. Each server's configuration is
+Per host, at the same time: its database (if the plan has a ``db`` step there), and one
+stream holding only what its ``server`` and ``client`` steps lack (the database starts
+while the code streams and the virtualenvs build). Each server's configuration is
 decided before any host work starts, so a missing environment variable is a
 configuration error naming the variable, not a failure of some host.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from orchestrator.appconfig import existing_endpoint, server_config
 from orchestrator.components import AppServer, Database, DatabaseGrant, Endpoint, database_engine
@@ -163,10 +165,26 @@ def _deploy_host(
     ctx: Context, name: str, grant: DatabaseGrant | None, configs: Mapping[str, HostConfig]
 ) -> None:
     components = {s.component for s in ctx.plan.deploy if s.host == name}
+    jobs: list[Callable[[], None]] = []
     if "db" in components and grant is not None:
-        _deploy_database(ctx, name, grant)
+        jobs.append(lambda: _deploy_database(ctx, name, grant))
     if components & {"server", "client"}:
-        _deploy_code(ctx, name, components, configs.get(name))
+        jobs.append(lambda: _deploy_code(ctx, name, components, configs.get(name)))
+    _together(jobs)
+
+
+def _together(jobs: list[Callable[[], None]]) -> None:
+    """Run a host's jobs at once; once all have ended, raise the first one's failure
+    (the database's before the code's). Neither needs the other: the settings already
+    hold the database's address and account, which the database is given as it starts."""
+    if len(jobs) < 2:
+        for job in jobs:
+            job()
+        return
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="deploy") as pool:
+        futures = [pool.submit(job) for job in jobs]
+    for future in futures:
+        future.result()
 
 
 def _deploy_database(ctx: Context, name: str, grant: DatabaseGrant) -> None:
