@@ -158,14 +158,21 @@ class Cli:
 
 
 def start_cli(
-    workdir: Path, name: str, inventory_text: str, *args: str, until: str, timeout: float = 600
+    workdir: Path,
+    name: str,
+    inventory_text: str,
+    *args: str,
+    until: str,
+    timeout: float = 600,
+    env: Mapping[str, str] | None = None,
 ) -> Cli:
     """Start ``invoke readiness`` and return once a line of its output matches ``until``
-    (a regular expression)."""
+    (a regular expression). ``env`` is added to the CLI's environment only."""
     inventory = workdir / f"{name}.yaml"
     inventory.write_text(inventory_text)
-    env = dict(
+    environment = dict(
         os.environ,
+        **(env or {}),
         READINESS_WORKDIR=str(workdir),
         READINESS_LAB_DIR=str(workdir / "lab"),
         PYTHONUNBUFFERED="1",
@@ -173,7 +180,7 @@ def start_cli(
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoke", "readiness", f"--inventory={inventory}", *args],
         cwd=ROOT,
-        env=env,
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -114,7 +114,11 @@ def test_ctrl_c_during_a_cold_deploy_leaves_no_secret_and_no_install_behind(
     workdir: Path,
 ) -> None:
     quick = suite(workdir, "quick", SLEEPY.replace("sleep 600", "true"))
-    cli = start_cli(workdir, "cold", SINGLE, quick, until="database up")
+    # pip, not uv: its install takes seconds after the database is up (they deploy at
+    # once), so the interrupt surely lands while the virtualenvs are being built.
+    cli = start_cli(
+        workdir, "cold", SINGLE, quick, until="database up", env={"READINESS_INSTALLER": "pip"}
+    )
     cli.proc.send_signal(signal.SIGINT)  # the code and virtualenvs are still installing
     run = cli.wait()
     assert run.code == 130 and run.record["interrupted"]["step"] == "deploy", run.diagnostics()
