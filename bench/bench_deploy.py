@@ -49,8 +49,10 @@ def wall_s(record: dict[str, Any]) -> float:
 
 
 def bytes_sent(record: dict[str, Any]) -> int:
-    """What the deploy sent to every host (a database entry sends nothing: None)."""
-    return sum(d.get("bytes_sent") or 0 for d in record["deploy"])
+    """What the deploy sent to every host, once per host: a host's components share one
+    push, which each of their entries reports (a database entry sends nothing: None)."""
+    per_host = {d["host"]: d.get("bytes_sent") or 0 for d in record["deploy"]}
+    return sum(per_host.values())
 
 
 def sent_parts(record: dict[str, Any]) -> list[str]:

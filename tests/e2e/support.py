@@ -29,6 +29,7 @@ __all__ = [
     "ROOT",
     "Cli",
     "Run",
+    "broker_application",
     "broker_inventories",
     "lab_section",
     "lab_workdir",
@@ -39,9 +40,12 @@ __all__ = [
 
 BROKER = ROOT / "sut" / "broker"
 
-BROKER_APPLICATION = f"""
+
+def broker_application(source: Path = BROKER) -> str:
+    """The inventory's application and database for the broker (or a copy of it)."""
+    return f"""
 application:
-  source: {BROKER}
+  source: {source}
   settings: broker.settings
   requirements: requirements.txt
   fixtures: [fixtures/known.json]
@@ -50,6 +54,9 @@ application:
 database: {{mode: managed, name: broker, user: broker, port: 3307}}
 suite: broker
 """
+
+
+BROKER_APPLICATION = broker_application()
 
 
 def lab_section(prefix: str, subnet: str, hosts: int) -> str:
