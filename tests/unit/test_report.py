@@ -17,6 +17,7 @@ from orchestrator.record import (
     BuildRecord,
     CaptureRecord,
     CounterRecord,
+    DeployRecord,
     FingerprintRecord,
     FlaggedTestRecord,
     FlowRecord,
@@ -496,3 +497,19 @@ def test_a_record_nested_too_deep_is_skipped_never_breaking_the_store_pages(
     assert good.run_id in render_index(tmp_path).read_text()
     assert good.run_id in render_history(tmp_path).read_text()
     assert good.run_id in render_summary(tmp_path).read_text()
+
+
+def test_the_deploy_table_says_what_built_each_hosts_virtualenvs(tmp_path: Path) -> None:
+    store, r = a_handoff(tmp_path)
+    r.deploy = [
+        DeployRecord(
+            "h2", "server", "ok", 3.2, ["app", "uv-0.9.30", "wheels-a"], installer="uv 0.9.30"
+        ),
+        DeployRecord("h3", "client", "ok", 9.1, ["wheels-b"], installer="pip"),
+        DeployRecord("h1", "db", "ok", 1.3),
+    ]
+    store.write_record(r)
+    deploy = text_of(section(render(store), "deploy"))
+    assert "app, uv-0.9.30, wheels-a (virtualenvs built with uv 0.9.30)" in deploy
+    assert "wheels-b (virtualenvs built with pip)" in deploy
+    assert deploy.count("virtualenvs built with") == 2
