@@ -16,17 +16,23 @@ when that fails. The record says which installer built each host's virtualenvs.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 # The uv release series readiness was tested with; any version of it behaves the same
 # for `uv pip install --offline --no-deps` of local wheels.
+UV_SERIES = (0, 9)
 UV_REQUIREMENT = "uv>=0.9,<0.10"
+# After a failed fetch (no index from here), runs within this time use pip without
+# asking again: each try costs up to FETCH_TIMEOUT_S.
+RETRY_AFTER_S = 600
 # Host CPU (uname -m) -> the wheel's platform tag (glibc 2.17 or newer; a host with an
 # older or another C library falls back to pip when uv does not run there).
 PLATFORMS = {"x86_64": "manylinux_2_17_x86_64", "aarch64": "manylinux_2_17_aarch64"}
@@ -65,7 +71,10 @@ def uv_for(machines: set[str], cache: Path) -> tuple[dict[str, Tool], str | None
         if machine not in PLATFORMS:
             reasons.append(f"no uv wheel for CPU {machine!r}")
             continue
-        tool, reason = _cached_or_fetched(machine, cache / "uv" / machine)
+        try:
+            tool, reason = _cached_or_fetched(machine, cache / "uv" / machine)
+        except OSError as err:  # the cache folder cannot be written: pip will do
+            tool, reason = None, f"the uv cache cannot be used ({err.strerror or err})"
         if tool is not None:
             tools[machine] = tool
         else:
@@ -77,7 +86,22 @@ def _cached_or_fetched(machine: str, folder: Path) -> tuple[Tool | None, str]:
     tool = _cached(machine, folder)
     if tool is not None:
         return tool, ""
+    failed = folder / ".fetch-failed"
+    try:
+        if time.time() - failed.stat().st_mtime < RETRY_AFTER_S:
+            return None, f"fetching uv failed less than {RETRY_AFTER_S} s ago"
+    except OSError:
+        pass
     folder.mkdir(parents=True, exist_ok=True)
+    tool, reason = _fetch(machine, folder)
+    if tool is None:
+        failed.write_text(reason + "\n")
+    else:
+        failed.unlink(missing_ok=True)
+    return tool, reason
+
+
+def _fetch(machine: str, folder: Path) -> tuple[Tool | None, str]:
     scratch = Path(tempfile.mkdtemp(prefix=".fetch-", dir=folder))
     try:
         cmd = [
@@ -109,18 +133,24 @@ def _cached_or_fetched(machine: str, folder: Path) -> tuple[Tool | None, str]:
 
 
 def _cached(machine: str, folder: Path) -> Tool | None:
-    """The newest cached wheel of the series that holds the binary."""
-    for wheel in sorted(folder.glob("uv-*.whl"), reverse=True):
-        version = _version(wheel)
-        if version is not None:
-            return Tool(wheel, version, machine)
-    return None
+    """The newest cached wheel of the series that holds the binary (by version, not by
+    name: 0.9.30 is newer than 0.9.9)."""
+    found = [(w, v) for w in folder.glob("uv-*.whl") if (v := _version(w)) is not None]
+    found = [(w, v) for w, v in found if _numbers(v)[:2] == UV_SERIES]
+    if not found:
+        return None
+    wheel, version = max(found, key=lambda item: _numbers(item[1]))
+    return Tool(wheel, version, machine)
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def _version(wheel: Path) -> str | None:
     """The wheel's version when it holds ``uv-VERSION.data/scripts/uv``, else None."""
     parts = wheel.name.split("-")
-    if len(parts) < 5 or not parts[1].replace(".", "").isdigit():
+    if len(parts) < 5 or not re.fullmatch(r"[0-9]+(\.[0-9]+){1,3}", parts[1]):
         return None
     try:
         with zipfile.ZipFile(wheel) as archive:

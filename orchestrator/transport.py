@@ -26,6 +26,8 @@ whatever the script prints. What goes in is streamed too: ``stdin`` may be a bin
 from __future__ import annotations
 
 import contextlib
+import errno
+import itertools
 import os
 import re
 import secrets
@@ -35,13 +37,13 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
 from orchestrator import scripts
-from orchestrator.exceptions import HostError
+from orchestrator.exceptions import HostError, InfrastructureError
 from orchestrator.files import atomic_write
 
 TIMEOUT_EXIT_CODE = 124
@@ -150,9 +152,13 @@ def compose_script(script: str, env: Mapping[str, str] | None) -> str:
 
 def _payload(script: str, env: Mapping[str, str] | None, stdin: Stdin | None) -> Iterator[bytes]:
     """What a host reads on stdin: the script's length, the script, then ``stdin``, as
-    pieces (a file is read a MiB at a time, never whole)."""
+    pieces (a file is read a MiB at a time, never whole). The script is composed now, so
+    a bad ``env`` is an error of the call, not of the thread that sends it."""
     body = compose_script(script, env).encode()
-    yield str(len(body)).encode() + b"\n" + body
+    return itertools.chain([str(len(body)).encode() + b"\n" + body], _pieces(stdin))
+
+
+def _pieces(stdin: Stdin | None) -> Iterator[bytes]:
     if stdin is None:
         return
     if isinstance(stdin, bytes | bytearray | memoryview):
@@ -160,6 +166,50 @@ def _payload(script: str, env: Mapping[str, str] | None, stdin: Stdin | None) ->
         return
     while piece := stdin.read(_READ_PIECE):
         yield piece
+
+
+class _Feeder(threading.Thread):
+    """Sends a script's input from its own thread and always ends the input, so the
+    script never waits for more. A failure to read the input (not the host closing
+    early, which its exit status tells) is kept and raised by :meth:`finish`."""
+
+    def __init__(
+        self, send: Callable[[bytes], object], end: Callable[[], object], payload: Iterable[bytes]
+    ) -> None:
+        super().__init__(daemon=True)
+        self.send, self.end, self.payload = send, end, payload
+        self.failed: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for piece in self.payload:
+                self.send(piece)
+        except (OSError, EOFError) as err:
+            if not _host_went_away(err):
+                self.failed = err
+        except Exception as err:  # reading the input failed: not the host's doing
+            self.failed = err
+        finally:
+            with contextlib.suppress(Exception):
+                self.end()
+
+    def finish(self, host: str) -> None:
+        """Wait for the sending to end (the script has ended, so it ends soon) and raise
+        what reading the input failed with."""
+        self.join(timeout=10.0)
+        if self.failed is not None:
+            raise InfrastructureError(
+                f"sending the input of a script to {host} failed: "
+                f"{type(self.failed).__name__}: {self.failed}"
+            ) from self.failed
+
+
+def _host_went_away(err: BaseException) -> bool:
+    """Whether a send failed because the other end closed (the script exited without
+    reading all its input), which is the script's outcome, not a failure to send."""
+    return isinstance(err, BrokenPipeError | ConnectionError | EOFError | TimeoutError) or (
+        isinstance(err, OSError) and err.errno in (errno.EPIPE, errno.ECONNRESET, None)
+    )
 
 
 def _token() -> str:
@@ -234,8 +284,10 @@ class LocalTransport:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        pipe = proc.stdin
+        assert pipe is not None
+        writer = _Feeder(pipe.write, pipe.close, payload)
         try:
-            writer = threading.Thread(target=_feed_pipe, args=(proc.stdin, payload), daemon=True)
             writer.start()
             deadline = None if timeout is None else started + timeout
             # The output may end before the script does (it closed or redirected its
@@ -256,6 +308,7 @@ class LocalTransport:
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
+        writer.finish(self.name)
         duration = time.monotonic() - started
         code = TIMEOUT_EXIT_CODE if timed_out else proc.returncode
         return capture.result(script, code, duration, timed_out, self.name)
@@ -280,15 +333,6 @@ class LocalTransport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _feed_pipe(pipe: Any, payload: Iterable[bytes]) -> None:
-    try:
-        for piece in payload:
-            pipe.write(piece)
-        pipe.close()
-    except OSError:
-        pass  # the script exited without reading all of it; its exit status tells the story
 
 
 def _exited(proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
@@ -461,9 +505,10 @@ class SSHTransport:
         )
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._opening:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> SSHTransport:
         return self
@@ -473,12 +518,19 @@ class SSHTransport:
 
     def _session(self, command: str) -> Any:
         self.connect()
+        conn = self._conn
         try:
-            chan = self._conn.transport.open_session(timeout=self.connect_timeout)
+            chan = conn.transport.open_session(timeout=self.connect_timeout)
             chan.exec_command(command)
         except Exception as err:
-            self.close()
-            raise HostError(self.name, f"lost the connection to {self._where()}: {err}") from err
+            # The connection is shared (a host's database and code deploy at once): it is
+            # closed only when it is gone, not when one channel was refused.
+            if conn is None or conn.transport is None or not conn.transport.is_active():
+                self.close()
+                raise HostError(
+                    self.name, f"lost the connection to {self._where()}: {err}"
+                ) from err
+            raise HostError(self.name, f"the host refused a session: {err}") from err
         return chan
 
     # -- run
@@ -497,7 +549,7 @@ class SSHTransport:
         capture = _Capture(sink)
         started = time.monotonic()
         chan = self._session(f"bash -c {shlex.quote(_WRAPPER)} readiness-run {token}")
-        writer = threading.Thread(target=_feed, args=(chan, payload), daemon=True)
+        writer = _Feeder(_sender(chan), chan.shutdown_write, payload)
         writer.start()
         deadline = None if timeout is None else started + timeout
         timed_out = not _collect(chan, deadline, capture)
@@ -518,6 +570,7 @@ class SSHTransport:
                     stderr=capture.text("stderr"),
                 )
         chan.close()
+        writer.finish(self.name)
         duration = time.monotonic() - started
         return capture.result(script, code, duration, timed_out, self.name)
 
@@ -608,15 +661,15 @@ def _detect_dead_peers(transport: Any) -> None:
 _SEND_PIECE = 128 * 1024
 
 
-def _feed(chan: Any, payload: Iterable[bytes]) -> None:
-    try:
-        for piece in payload:
-            view = memoryview(piece)
-            for start in range(0, len(view), _SEND_PIECE):
-                chan.sendall(bytes(view[start : start + _SEND_PIECE]))
-        chan.shutdown_write()
-    except Exception:
-        pass  # the remote closed early; its exit status tells the story
+def _sender(chan: Any) -> Callable[[bytes], None]:
+    """Send a piece on a channel, as paramiko's sendall can take it cheaply."""
+
+    def send(piece: bytes) -> None:
+        view = memoryview(piece)
+        for start in range(0, len(view), _SEND_PIECE):
+            chan.sendall(bytes(view[start : start + _SEND_PIECE]))
+
+    return send
 
 
 def _collect(chan: Any, deadline: float | None, capture: _Capture) -> bool:

@@ -31,9 +31,9 @@ them on the host), so ``seal VENV COMPLETE``, run by the install once pip is don
 writes into COMPLETE a digest of every entry's path, type, mode, size and modification
 time (a link's target), and the probe recomputes it: stat calls only, which is what a
 venv of thousands of files needs. A package pip-installed later, a file written or
-removed, all change it. ``__pycache__`` folders are left out (and kept: pip compiled
-them at install, and bytecode there is used only for a source of the size and time it
-records, so it cannot change what runs).
+removed, all change it. ``__pycache__`` folders are left out (and kept: pip compiles
+them at install, uv leaves them to the first import, and bytecode there is used only for
+a source of the size and time it records, so it cannot change what runs).
 """
 
 from __future__ import annotations

@@ -167,10 +167,29 @@ def _deploy_host(
     components = {s.component for s in ctx.plan.deploy if s.host == name}
     jobs: list[Callable[[], None]] = []
     if "db" in components and grant is not None:
-        jobs.append(lambda: _deploy_database(ctx, name, grant))
+        jobs.append(_owned(ctx, name, True, lambda: _deploy_database(ctx, name, grant)))
     if components & {"server", "client"}:
-        jobs.append(lambda: _deploy_code(ctx, name, components, configs.get(name)))
+        code = configs.get(name)
+        jobs.append(_owned(ctx, name, False, lambda: _deploy_code(ctx, name, components, code)))
     _together(jobs)
+
+
+def _owned(ctx: Context, name: str, db: bool, work: Callable[[], None]) -> Callable[[], None]:
+    """``work``, which on failure marks its own entries failed with its own error and
+    keeps its own output: when the database and the code both fail, neither hides the
+    other (only the first is raised)."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception as err:
+            for entry in _entries(ctx, name):
+                if (entry.component == "db") == db and entry.status == "running":
+                    entry.status, entry.error = "failed", ctx.redact(str(err))
+            ctx.keep_output(name, "deploy-database" if db else "deploy-code", err)
+            raise
+
+    return run
 
 
 def _together(jobs: list[Callable[[], None]]) -> None:

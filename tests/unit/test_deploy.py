@@ -591,6 +591,7 @@ def test_bundles_ship_every_name_of_a_hard_linked_file(tmp_path: Path) -> None:
 FAKE_UV = """\
 #!/bin/sh
 if [ "$1" = --version ]; then [ -n "{fail}" ] && exit 1; echo "uv 0.0.1"; exit 0; fi
+[ -n "{fail_install}" ] && { echo "uv: cannot install here" >&2; exit 2; }
 python=""; prev=""
 for arg in "$@"; do [ "$prev" = --python ] && python=$arg; prev=$arg; done
 venv=$(dirname "$(dirname "$python")")
@@ -599,10 +600,13 @@ env | grep '^UV_' | sort > "$venv/uv-env"
 """
 
 
-def uv_tool(tmp_path: Path, *, runs: bool) -> Tool:
+def uv_tool(tmp_path: Path, *, runs: bool, installs: bool = True) -> Tool:
     wheel = tmp_path / "uv-0.0.1-py3-none-manylinux_2_17_x86_64.whl"
+    script = FAKE_UV.replace("{fail}", "" if runs else "x")
     with zipfile.ZipFile(wheel, "w") as whl:
-        whl.writestr("uv-0.0.1.data/scripts/uv", FAKE_UV.replace("{fail}", "" if runs else "x"))
+        whl.writestr(
+            "uv-0.0.1.data/scripts/uv", script.replace("{fail_install}", "" if installs else "x")
+        )
     return Tool(wheel, "0.0.1", "x86_64")
 
 
@@ -649,7 +653,7 @@ def test_venvs_are_built_with_uv_shipped_once_offline_and_without_the_users_conf
     ]
     uv_env = (venv / "uv-env").read_text()
     assert "UV_NO_CONFIG=1" in uv_env and "UV_PYTHON_DOWNLOADS=never" in uv_env
-    assert f"UV_CACHE_DIR={layout.root}/tools/uv-cache" in uv_env
+    assert "UV_NO_CACHE=1" in uv_env
     assert after.markers["tools"].split() == ["uv-0.0.1"] and after.markers["venvs"] == "w1"
     # New requirements on a host that has uv: only the wheels travel.
     n2 = HostNeeds(False, False, (pip_house(tmp_path, "w2"),), None, tool=tool)
@@ -667,12 +671,48 @@ def test_a_uv_that_does_not_run_on_the_host_leaves_the_venvs_to_pip(tmp_path: Pa
     n = HostNeeds(
         False, False, (pip_house(tmp_path, "w1"),), None, tool=uv_tool(tmp_path, runs=False)
     )
-    parts, result, _ = install(tmp_path, layout, n, Probe({}, {}))
+    parts, result, after = install(tmp_path, layout, n, Probe({}, {}))
     assert parts == ["uv-0.0.1", "wheels-w1"]
     assert "readiness: installer=pip" in result.stdout
     venv = Path(layout.venv("w1"))
     assert (venv / "pip-args").is_file() and not (venv / "uv-args").exists()
     assert installer_used(result.stdout) == "pip"
+    # It stays on the host, stamped as not running here: never sent again for nothing.
+    assert after.markers["tools"].split() == ["uv-0.0.1"]
+    n2 = HostNeeds(False, False, (pip_house(tmp_path, "w2"),), None, tool=n.tool)
+    parts, result, _ = install(tmp_path, layout, n2, after)
+    assert parts == ["wheels-w2"] and installer_used(result.stdout) == "pip"
+
+
+def test_a_uv_that_fails_to_install_leaves_that_venv_to_pip_made_anew(tmp_path: Path) -> None:
+    layout = Layout(str(tmp_path / "root"))
+    tool = uv_tool(tmp_path, runs=True, installs=False)
+    n = HostNeeds(False, False, (pip_house(tmp_path, "w1"),), None, tool=tool)
+    _, result, after = install(tmp_path, layout, n, Probe({}, {}))
+    assert installer_used(result.stdout) == "pip (uv failed here)"
+    venv = Path(layout.venv("w1"))
+    assert (venv / "pip-args").is_file() and (venv / ".complete").is_file()
+    assert after.markers["venvs"] == "w1"
+
+
+def test_an_install_cut_short_leaves_no_half_unpacked_uv_the_probe_would_trust(
+    tmp_path: Path,
+) -> None:
+    """uv is unpacked into tools/uv-X.new and stamped before it is renamed whole; a
+    leftover .new folder (a killed install) is neither reported nor kept."""
+    layout = Layout(str(tmp_path / "root"))
+    half = Path(layout.root, "tools", "uv-0.0.1.new")
+    half.mkdir(parents=True)
+    (half / "uv").write_bytes(b"\x7fELF half")
+    (half / ".stamp").write_text("runs\n")
+    found = parse_probe(LocalTransport().run(probe_script(layout, sys.executable)).stdout)
+    assert found.markers["tools"].split() == []
+    n = HostNeeds(
+        False, False, (pip_house(tmp_path, "w1"),), None, tool=uv_tool(tmp_path, runs=True)
+    )
+    parts, result, _ = install(tmp_path, layout, n, found)
+    assert parts == ["uv-0.0.1", "wheels-w1"] and "installer=uv 0.0.1" in result.stdout
+    assert sorted(p.name for p in Path(layout.root, "tools").iterdir()) == ["uv-0.0.1"]
 
 
 def test_a_symlink_loop_in_a_bundled_folder_is_a_config_error(tmp_path: Path) -> None:

@@ -66,12 +66,29 @@ def test_without_uv_the_reason_is_given_and_nothing_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(installer.ENV_CHOICE, raising=False)
-    monkeypatch.setattr(subprocess, "run", FakePip(None))
+    pip = FakePip(None)
+    monkeypatch.setattr(subprocess, "run", pip)
     tools, missing = uv_for({"x86_64", "riscv64"}, tmp_path)
     assert tools == {}
     assert missing == "no uv wheel for CPU 'riscv64'; fetching uv failed (pip download exited 1)"
-    # No scratch folder of the failed fetch is left in the cache.
-    assert list((tmp_path / "uv" / "x86_64").iterdir()) == []
+    # No scratch folder of the failed fetch is left in the cache, only its stamp.
+    assert [p.name for p in (tmp_path / "uv" / "x86_64").iterdir()] == [".fetch-failed"]
+    # The next runs do not wait for an index that did not answer, for a while.
+    tools, missing = uv_for({"x86_64"}, tmp_path)
+    assert tools == {} and "less than 600 s ago" in str(missing) and len(pip.calls) == 1
+
+
+def test_the_newest_cached_uv_of_the_series_is_taken_by_version_not_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(installer.ENV_CHOICE, raising=False)
+    folder = tmp_path / "uv" / "x86_64"
+    for version in ("0.9.9", "0.9.30", "0.10.2"):
+        uv_wheel(folder, version)
+    pip = FakePip("0.9.31")
+    monkeypatch.setattr(subprocess, "run", pip)
+    tools, _ = uv_for({"x86_64"}, tmp_path)
+    assert tools["x86_64"].version == "0.9.30" and pip.calls == []
 
 
 def test_a_cached_wheel_without_the_binary_is_not_used(

@@ -458,7 +458,10 @@ def test_a_large_stream_goes_to_ssh_in_small_pieces_whole_and_in_order() -> None
 
     payload = bytes(range(256)) * 4096 * 3 + b"tail"  # 3 MiB and a bit
     chan = PieceChannel()
-    transport._feed(chan, transport._payload("true", None, payload))
+    feeder = transport._Feeder(
+        transport._sender(chan), chan.shutdown_write, transport._payload("true", None, payload)
+    )
+    feeder.run()
     sent = b"".join(chan.calls)
     assert sent == b"4\ntrue" + payload and chan.shut
     assert max(len(c) for c in chan.calls) <= transport._SEND_PIECE <= 256 * 1024
@@ -483,3 +486,40 @@ def test_a_file_as_stdin_is_read_in_pieces_and_reaches_the_script_whole(tmp_path
     result = LocalTransport().run("sha256sum", stdin=stdin, timeout=60)
     assert result.ok and result.stdout.split()[0] == hashlib.sha256(data).hexdigest()
     assert stdin.largest <= transport._READ_PIECE < len(data)
+
+
+class FailingFile(io.BytesIO):
+    """An input file whose second read fails (a disk error under the spooled push)."""
+
+    reads = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        if self.reads == 2:
+            raise OSError(5, "Input/output error")
+        return super().read(size)
+
+
+def test_an_input_that_cannot_be_read_ends_the_script_at_once_and_says_why() -> None:
+    """The script gets the end of its input (it never waits for the rest until its
+    timeout), and the run raises what reading the input failed with."""
+    from orchestrator.exceptions import InfrastructureError
+    from orchestrator.transport import _READ_PIECE
+
+    stdin = FailingFile(b"x" * (3 * _READ_PIECE))
+    started = time.monotonic()
+    with pytest.raises(InfrastructureError, match="Input/output error"):
+        LocalTransport().run("cat > /dev/null", stdin=stdin, timeout=60)
+    assert time.monotonic() - started < 10
+
+
+def test_a_bad_environment_name_is_an_error_of_the_call_not_a_hung_thread() -> None:
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="invalid environment variable name"):
+        LocalTransport().run("true", env={"1BAD": "x"}, timeout=60)
+    assert time.monotonic() - started < 5
+
+
+def test_a_script_that_leaves_its_input_unread_is_its_outcome_not_an_error() -> None:
+    result = LocalTransport().run("head -c 10 > /dev/null; exit 3", stdin=os.urandom(8 << 20))
+    assert result.exit_code == 3
