@@ -33,7 +33,8 @@ APPLICATION, INVENTORY, ABSOLUTE = "application", "inventory", "absolute"
 # A requirement file and what it includes: enough for any project, not for a loop of links.
 MAX_REQUIREMENT_FILES = 100
 MAX_REQUIREMENTS_BYTES = 1 << 20
-# A fixture shipped from beside the inventory travels in memory with the host's settings.
+# Fixtures shipped from beside the inventory travel in memory with the host's settings:
+# at most this much, one or all of them.
 MAX_FIXTURE_BYTES = 64 << 20
 
 # Django tells a fixture's format (and compression) by its file name.
@@ -298,9 +299,27 @@ def fixtures(s: Section, places: Places) -> tuple[Fixture, ...]:
     path (shipped). A label Django could not find is an error now, not a server that
     fails to start on the host."""
     out: list[Fixture] = []
+    shipped = 0
     for index, value in enumerate(s.string_list("fixtures", ())):
-        out.append(_fixture(s, value, places, index))
+        fixture = _fixture(s, value, places, index)
+        if fixture.shipped and fixture.file is not None:
+            shipped += _size(fixture.file.path)
+            if shipped > MAX_FIXTURE_BYTES:
+                raise s.error(
+                    "fixtures",
+                    f"the fixtures from outside the application add up to more than "
+                    f"{MAX_FIXTURE_BYTES} bytes, what readiness ships with the settings; "
+                    "put the larger ones inside the application",
+                )
+        out.append(fixture)
     return tuple(out)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # gone since it was found: reading it says so, naming the field
 
 
 def _fixture(s: Section, value: str, places: Places, index: int) -> Fixture:

@@ -291,3 +291,19 @@ def test_the_record_holds_the_digest_of_the_fixture_bytes_shipped(
     assert data == b'[{"changed": true}]\n'
     (entry,) = [f for f in record.files if f.field == "application.fixtures"]
     assert entry.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_shipped_fixtures_are_bounded_in_all_not_only_each(
+    app_dir: Path, beside: Path, write_yaml: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator import userfiles
+
+    monkeypatch.setattr(userfiles, "MAX_FIXTURE_BYTES", 40)
+    (beside / "fixtures" / "a.json").write_text("[" + " " * 20 + "]")
+    (beside / "fixtures" / "b.json").write_text("[" + " " * 20 + "]")
+    text = BESIDE.replace("[fixtures/known.json]", "[fixtures/a.json, fixtures/b.json]")
+    with pytest.raises(ConfigError, match="add up to more than 40 bytes") as caught:
+        load_inventory(write_yaml("single.yaml", text))
+    assert caught.value.field == "application.fixtures"
+    one = BESIDE.replace("[fixtures/known.json]", "[fixtures/a.json]")
+    assert load_inventory(write_yaml("one.yaml", one)).application.fixtures
