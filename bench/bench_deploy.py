@@ -60,15 +60,19 @@ def sent_parts(record: dict[str, Any]) -> list[str]:
 
 
 def round_trips(record: dict[str, Any]) -> dict[str, int]:
-    """Per host: 1 probe, 1 push when anything was sent, 1 for the database."""
-    trips = {h["name"]: 1 for h in record["hosts"]}
-    for entry in record["deploy"]:
-        if entry["component"] == "db":
-            trips[entry["host"]] += 1
-    pushed = {(d["host"]) for d in record["deploy"] if d.get("round_trips")}
-    for host in pushed:
-        trips[host] += 1
-    return trips
+    """Per host, the round trips of connect and deploy (probe, push, database), as the
+    record counts them per step."""
+    trips: dict[str, int] = {}
+    for step in record["steps"]:
+        if step["name"] in ("connect", "deploy"):
+            for host, n in step.get("round_trips", {}).items():
+                trips[host] = trips.get(host, 0) + n
+    return dict(sorted(trips.items()))
+
+
+def phases(record: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """step -> host -> round trips, for every step that made any."""
+    return {s["name"]: s["round_trips"] for s in record["steps"] if s.get("round_trips")}
 
 
 def main() -> None:
@@ -110,6 +114,7 @@ def main() -> None:
     print(f"SSH round trips per host, cold: {round_trips(cold)}")
     print(f"SSH round trips per host, warm: {round_trips(warm)}")
     print(f"SSH round trips per host, cluster: {round_trips(cluster)}")
+    print(f"SSH round trips per host and step, full warm single run: {phases(full)}")
     print(f"bytes sent cold: {bytes_sent(cold)}, warm: {bytes_sent(warm)}")
     # The probe (connect step) also checks every deployed tree for drift: its cost shows here.
     print(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from orchestrator.inventory import Inventory
 from orchestrator.layout import Layout
 from orchestrator.plan import Plan
-from orchestrator.record import RunRecord
+from orchestrator.record import RunRecord, StepRecord
 from orchestrator.store import RunStore
 from orchestrator.transport import Transport
 from orchestrator.vault import redact
@@ -68,6 +68,25 @@ class Context:
 
     def save(self) -> None:
         self.store.write_record(self.record)
+
+    def round_trips(self) -> dict[str, int]:
+        """Scripts run and files moved on each host so far."""
+        return {name: t.round_trips for name, t in self.transports.items()}
+
+    def step_done(self, name: str, status: str, t0: float, trips: dict[str, int]) -> None:
+        """Record a lifecycle step that began at ``t0`` (``time.monotonic``), with the
+        round trips it made to each host since ``trips``, and save the record."""
+        now = self.round_trips()
+        self.record.steps.append(
+            StepRecord(
+                name,
+                status,
+                round(time.monotonic() - t0, 3),
+                round(t0 - self.started, 3),
+                {host: n - trips.get(host, 0) for host, n in now.items() if n > trips.get(host, 0)},
+            )
+        )
+        self.save()
 
     def layout(self, host: str) -> Layout:
         return Layout(self.targets[host].deploy_root)

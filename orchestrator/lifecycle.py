@@ -28,7 +28,7 @@ from orchestrator.layers import LayerOutcome
 from orchestrator.ledger import flagged_reasons
 from orchestrator.plan import Options, Plan, build_plan
 from orchestrator.provenance import record_provenance
-from orchestrator.record import InterruptRecord, RunRecord, StepRecord, TeardownRecord
+from orchestrator.record import InterruptRecord, RunRecord, TeardownRecord
 from orchestrator.steps.build import build_step
 from orchestrator.steps.connect import connect_step
 from orchestrator.steps.deploy import deploy_step
@@ -187,7 +187,7 @@ def _run_steps(ctx: Context, steps: tuple[Step, ...]) -> Verdict:
 
 
 def _run_step(ctx: Context, step: Step) -> None:
-    t0 = time.monotonic()
+    t0, trips = time.monotonic(), ctx.round_trips()
     status = "failed"
     ctx.running_step = step.name
     try:
@@ -197,9 +197,7 @@ def _run_step(ctx: Context, step: Step) -> None:
         status = "interrupted"
         raise
     finally:
-        took, start = round(time.monotonic() - t0, 3), round(t0 - ctx.started, 3)
-        ctx.record.steps.append(StepRecord(step.name, status, took, start))
-        ctx.save()
+        ctx.step_done(step.name, status, t0, trips)
     ctx.running_step = None
 
 

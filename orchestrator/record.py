@@ -27,7 +27,8 @@ Schema history (``schema`` field):
 * ``readiness.run/5``: ``files``, every file and folder of the user's that the run used
   (requirements, fixtures, the client's folder), where it was found (inside the
   application, beside the inventory, or an absolute path) and its sha256; and
-  ``deploy[].installer``, what built the host's virtualenvs (uv or pip). Version 4
+  ``deploy[].installer``, what built the host's virtualenvs (uv or pip), and
+  ``steps[].round_trips``, the round trips to each host during each step. Version 4
   records read with none.
 
 ``orchestrator/run.schema.json`` is the JSON Schema of the current version, generated from
@@ -154,6 +155,8 @@ class StepRecord:
     status: str
     duration_s: float
     start_s: float | None = None  # seconds from the run's start
+    # host -> round trips to it during the step (scripts run, files moved)
+    round_trips: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -122,6 +122,8 @@ class Transport(Protocol):
     """Run bash scripts and move files on one host."""
 
     name: str
+    # Scripts run and files moved so far: the run record counts them per step.
+    round_trips: int
 
     def run(
         self,
@@ -264,6 +266,7 @@ class LocalTransport:
 
     def __init__(self, name: str = "local") -> None:
         self.name = name
+        self.round_trips = 0
 
     def run(
         self,
@@ -274,6 +277,7 @@ class LocalTransport:
         stdin: Stdin | None = None,
         sink: OutputSink | None = None,
     ) -> Result:
+        self.round_trips += 1
         token = _token()
         payload = _payload(script, env, stdin)
         capture = _Capture(sink)
@@ -314,12 +318,14 @@ class LocalTransport:
         return capture.result(script, code, duration, timed_out, self.name)
 
     def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+        self.round_trips += 1
         try:
             atomic_write(Path(remote_path), data, mode=mode)
         except OSError as err:
             raise HostError(self.name, f"cannot write {remote_path}: {err}") from err
 
     def get(self, remote_path: str) -> bytes:
+        self.round_trips += 1
         try:
             return Path(remote_path).read_bytes()
         except OSError as err:
@@ -426,6 +432,7 @@ class SSHTransport:
         self.connect_timeout = connect_timeout
         self._conn: Any = None
         self._opening = threading.Lock()
+        self.round_trips = 0
 
     # -- connection
 
@@ -544,6 +551,7 @@ class SSHTransport:
         stdin: Stdin | None = None,
         sink: OutputSink | None = None,
     ) -> Result:
+        self.round_trips += 1
         token = _token()
         payload = _payload(script, env, stdin)
         capture = _Capture(sink)
@@ -593,6 +601,7 @@ class SSHTransport:
             raise HostError(self.name, f"cannot open SFTP on {self._where()}: {err}") from err
 
     def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+        self.round_trips += 1
         sftp = self._sftp()
         tmp = f"{remote_path}.readiness-{_token()}"
         try:
@@ -606,6 +615,7 @@ class SSHTransport:
             raise HostError(self.name, f"cannot write {remote_path}: {err}") from err
 
     def get(self, remote_path: str) -> bytes:
+        self.round_trips += 1
         sftp = self._sftp()
         try:
             with sftp.open(remote_path, "rb") as handle:
@@ -745,6 +755,7 @@ class FakeTransport:
     modes: dict[str, int] = field(default_factory=dict)
     calls: list[FakeCall] = field(default_factory=list)
     closed: bool = False
+    round_trips: int = 0
     _rules: list[_Rule] = field(default_factory=list)
 
     def on(
@@ -777,6 +788,7 @@ class FakeTransport:
         stdin: Stdin | None = None,
         sink: OutputSink | None = None,
     ) -> Result:
+        self.round_trips += 1
         compose_script("", env)  # same validation of env names as the real transports
         data = stdin if stdin is None or isinstance(stdin, bytes) else bytes(stdin.read())
         self.calls.append(FakeCall(script, dict(env or {}), data, timeout, sink))
@@ -802,10 +814,12 @@ class FakeTransport:
         )
 
     def put(self, data: bytes, remote_path: str, mode: int = 0o644) -> None:
+        self.round_trips += 1
         self.files[remote_path] = bytes(data)
         self.modes[remote_path] = mode
 
     def get(self, remote_path: str) -> bytes:
+        self.round_trips += 1
         try:
             return self.files[remote_path]
         except KeyError:

@@ -662,3 +662,16 @@ def test_the_old_junit_false_form_is_still_a_step_in_the_terminal(
     _, record, lines = run(tmp_path, setup_plan(Options()), JunitPerLayer("h1"))
     assert (record["layers"][0]["name"], record["layers"][0]["setup"]) == ("migrate", True)
     assert any(re.search(r" h1 +step +migrate ok \(\d+\.\ds\)$", line) for line in lines)
+
+
+def test_each_step_records_its_round_trips_to_each_host(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = JunitEverywhere("h1")
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 0
+    steps = {s["name"]: s["round_trips"] for s in record["steps"]}
+    assert steps["connect"] == {}  # the stand-in connect talks to no host
+    # Three layers: each at least runs its command and fetches its JUnit.
+    assert steps["layers"]["h1"] >= 6
+    assert steps["layers"]["h1"] <= fake.round_trips  # teardown's come after the steps
