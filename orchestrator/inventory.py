@@ -52,6 +52,7 @@ from orchestrator.userfiles import (
     Places,
     UserFile,
     fixtures,
+    is_system_folder,
     locate,
     requirement_files,
 )
@@ -76,18 +77,6 @@ _DB_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 _REMOTE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
 # Lab hosts are named like the lab's own hosts: h1, h2, ... (or <prefix>-h1, ...).
 _LAB_HOST = re.compile(r"(?:[a-z][a-z0-9]{0,5}-)?h([1-9][0-9]{0,2})")
-# A deploy root may not be one of these folders (readiness fills it with app/, etc/,
-# db/ ... and teardown removes what it put there) nor lie inside the system's own trees.
-_SYSTEM_DIRS = frozenset(
-    {
-        "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32",
-        "lost+found", "media", "mnt", "opt", "proc", "root", "run", "sbin", "snap",
-        "srv", "sys", "tmp", "usr", "var",
-    }
-)  # fmt: skip
-_SYSTEM_TREES = frozenset(
-    {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "sys", "usr"}
-)
 # The database's Unix socket is <deploy_root>/db/mysqld.sock, and Linux limits socket
 # paths to 107 bytes.
 MAX_DEPLOY_ROOT = 90
@@ -652,12 +641,7 @@ def _deploy_root(s: Section, value: str) -> str:
     if ".." in parts:
         raise s.error("deploy_root", f"must not contain '..': {shown(value)}")
     root = "/" + "/".join(parts)
-    if (
-        not parts
-        or (len(parts) == 1 and parts[0] in _SYSTEM_DIRS)
-        or parts[0] in _SYSTEM_TREES
-        or (len(parts) == 2 and parts[0] == "var")
-    ):
+    if is_system_folder(tuple(parts)):
         named = root if value == root else f"{shown(value)}, that is {root},"
         raise s.error(
             "deploy_root",

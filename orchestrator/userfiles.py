@@ -43,16 +43,33 @@ COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".lzma")
 # The folders a search for a fixture label never enters, and when it gives up.
 _NOT_SEARCHED = {".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
 _MAX_SEARCHED = 20_000
-# Folders no client folder may be: the whole system, its own trees, and homes. What such
-# a value names is archived and sent to a host (a home holds keys).
-_SYSTEM_FOLDERS = frozenset(
+# The system's own folders (top-level names), and those whose whole tree is the
+# system's. Neither a deploy root (readiness fills it and removes what it made there)
+# nor a client folder (archived whole and sent to a host) may be one of them, nor a
+# folder directly under /var.
+SYSTEM_DIRS = frozenset(
     {
-        "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media",
-        "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr",
-        "/var", "/var/tmp",
+        "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32",
+        "lost+found", "media", "mnt", "opt", "proc", "root", "run", "sbin", "snap",
+        "srv", "sys", "tmp", "usr", "var",
     }
 )  # fmt: skip
-_SYSTEM_TREES = ("/proc/", "/sys/", "/dev/", "/boot/", "/etc/", "/usr/", "/run/")
+SYSTEM_TREES = frozenset(
+    {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "sys", "usr"}
+)
+
+
+def is_system_folder(parts: tuple[str, ...], trees: frozenset[str] = SYSTEM_TREES) -> bool:
+    """Whether the absolute path of these parts (after the root, normalised) is ``/``, a
+    system folder, a folder under /var or inside one of ``trees``."""
+    return (
+        not parts
+        or (len(parts) == 1 and parts[0] in SYSTEM_DIRS)
+        or parts[0] in trees
+        or (len(parts) == 2 and parts[0] == "var")
+    )
+
+
 # A fixture's name reaches the host's command line (quoted) and its etc folder: the
 # characters of ordinary file names only. Every pattern is used with fullmatch.
 _FIXTURE_NAME = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._/+-]*")
@@ -177,12 +194,11 @@ def _check_folder(s: Section, key: str, found: Path, kind: str) -> None:
     or a folder holding readiness itself (its state holds the lab's keys and secrets)."""
     if kind != "folder":
         return
-    text = str(found)
     home = Path.home()
     readiness = Path(__file__).resolve().parent.parent
     if (
-        text in _SYSTEM_FOLDERS
-        or text.startswith(_SYSTEM_TREES)
+        # /run too: a client folder there is the system's runtime state, not tests
+        is_system_folder(found.parts[1:], SYSTEM_TREES | {"run"})
         or found == home
         or found.parent == Path("/home")
         or readiness.is_relative_to(found)
