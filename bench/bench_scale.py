@@ -27,6 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_deploy import bytes_sent, readiness, step_s  # noqa: E402  (the same figures)
+
 from orchestrator.bundle import Bundle  # noqa: E402
 from orchestrator.deploy import Artifacts, HostNeeds, open_push_stream  # noqa: E402
 from orchestrator.lab import lab_down, lab_up  # noqa: E402
@@ -35,7 +37,6 @@ from tests.e2e.support import (  # noqa: E402
     BROKER,
     broker_application,
     lab_section,
-    run_readiness,
 )
 
 PREFIX = "bs"
@@ -58,25 +59,8 @@ def inventory(source: Path, hosts: int) -> str:
     return lab + "hosts:\n" + "\n".join(lines) + "\n" + broker_application(source)
 
 
-def readiness(work: Path, name: str, text: str, *args: str) -> dict[str, Any]:
-    run = run_readiness(work, name, text, *args)
-    if run.code != 0:
-        sys.exit(f"readiness failed (exit {run.code}):\n{run.diagnostics()}")
-    return {**run.record, "_wall_s": run.wall_s}
-
-
-def step_s(record: dict[str, Any], name: str) -> float:
-    return float(next(s["duration_s"] for s in record["steps"] if s["name"] == name))
-
-
 def layer_s(record: dict[str, Any], name: str) -> float:
     return float(next(la["duration_s"] for la in record["layers"] if la["name"] == name))
-
-
-def bytes_sent(record: dict[str, Any]) -> int:
-    """Bytes sent to the hosts, once per host (a host's components share one push)."""
-    per_host = {d["host"]: d.get("bytes_sent") or 0 for d in record["deploy"]}
-    return sum(per_host.values())
 
 
 def cold(work: Path, source: Path, hosts: int) -> dict[str, Any]:
