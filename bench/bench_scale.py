@@ -89,6 +89,17 @@ def push_rss(work: Path) -> tuple[int, int]:
     return wheel.stat().st_size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def patches(record: dict[str, Any]) -> list[tuple[str, str, int, int]]:
+    """The code parts the deploy sent as their difference, once per host and part."""
+    return sorted(
+        {
+            (d["host"], p["part"], p["files"], p["removed"])
+            for d in record["deploy"]
+            for p in d.get("patched") or []
+        }
+    )
+
+
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench_scale needs root (it brings up a lab)")
@@ -123,7 +134,8 @@ def main() -> None:
     print(
         f"one-file change redeploy   {redeploy:7.2f} s   ratio {redeploy / base:6.1%} of the "
         f"cold deploy (target <= 10%)   sent {bytes_sent(changed)} bytes, parts "
-        f"{sorted({p for d in changed['deploy'] for p in d.get('sent') or []})}"
+        f"{sorted({p for d in changed['deploy'] for p in d.get('sent') or []})}, "
+        f"patched (host, part, files, removed) {patches(changed)}"
     )
     for n, record in clients.items():
         print(

@@ -14,7 +14,7 @@ import hashlib
 import io
 import os
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.exceptions import ConfigError
@@ -60,6 +60,9 @@ class Bundle:
     digest: str
     files: int
     tree: str = ""
+    # Each file and link as the tree digest encodes it (path, entry), in archive order:
+    # what orchestrator.delta compares a host's version with.
+    manifest: tuple[tuple[bytes, bytes], ...] = field(default=(), repr=False)
 
 
 def _members(source: Path) -> list[Path]:
@@ -137,11 +140,11 @@ def build_bundle(source: Path) -> Bundle:
                 tar.addfile(info)
                 entries.append((name, tree_state.link_entry(os.fsencode(info.linkname))))
             count += 1
-    entries += [(d, tree_state.DIR_ENTRY) for d in tree_state.folders(n for n, _ in entries)]
     tar_bytes = raw.getvalue()
     return Bundle(
         data=gzip.compress(tar_bytes, compresslevel=6, mtime=0),
         digest=hashlib.sha256(tar_bytes).hexdigest(),
         files=count,
-        tree=tree_state.digest(entries),
+        tree=tree_state.files_digest(entries),
+        manifest=tuple(entries),
     )

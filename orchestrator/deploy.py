@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO
 
 from orchestrator.bundle import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, Bundle
+from orchestrator.delta import PATCH_FAILED_EXIT, Delta, Trees, delta
 from orchestrator.exceptions import HostError
 from orchestrator.installer import Tool
 from orchestrator.layout import MARKER_VAR, Layout
@@ -65,6 +66,13 @@ class Artifacts:
     # some CPU of the run's hosts has none.
     tools: Mapping[str, Tool] = field(default_factory=dict)
     tools_missing: str | None = None
+    # The manifests of the bundles built before, so a code part a host holds in a known
+    # version is sent as its difference (orchestrator.delta); None: always whole.
+    trees: Trees | None = None
+
+    def bundle(self, part: str) -> Bundle:
+        """The bundle of a code part (``app`` or ``client``)."""
+        return self.app if part == "app" else self.client
 
 
 @dataclass(frozen=True)
@@ -94,12 +102,10 @@ class HostConfig:
         """The etc folder as the probe digests it once installed (files and secrets)."""
         files = {name: self.data(name) for name in self.files}
         files[SECRETS_FILE] = secrets_text(self.secrets).encode()
-        entries = [
+        return tree_state.files_digest(
             (name.encode(), tree_state.file_entry(hashlib.sha256(data).hexdigest()))
             for name, data in files.items()
-        ]
-        folders = tree_state.folders(name for name, _ in entries)
-        return tree_state.digest(entries + [(f, tree_state.DIR_ENTRY) for f in folders])
+        )
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,8 @@ class PushReport:
     drifted: tuple[str, ...] = ()
     # What built the virtualenvs ("uv 0.9.30", "pip"); None when none was built.
     installer: str | None = None
+    # The code parts of ``sent`` sent as a difference: (part, files sent, names removed).
+    patched: tuple[tuple[str, int, int], ...] = ()
 
 
 def secrets_text(values: Mapping[str, str]) -> str:
@@ -296,19 +304,30 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
         tar.addfile(info, handle)
 
 
-def push_stream(parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> bytes:
+def push_stream(
+    parts: list[str],
+    needs: HostNeeds,
+    artifacts: Artifacts,
+    patches: Mapping[str, Delta] | None = None,
+) -> bytes:
     """The stream of :func:`open_push_stream` as bytes (for tests and small pushes)."""
-    with open_push_stream(parts, needs, artifacts) as stream:
+    with open_push_stream(parts, needs, artifacts, patches) as stream:
         return stream.read()
 
 
-def open_push_stream(parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> IO[bytes]:
+def open_push_stream(
+    parts: list[str],
+    needs: HostNeeds,
+    artifacts: Artifacts,
+    patches: Mapping[str, Delta] | None = None,
+) -> IO[bytes]:
     """One uncompressed tar holding the parts (bundles inside are already gzip'd), in a
     spooled temporary file positioned at its start; wheels are copied from disk in
-    pieces. The caller closes it (which removes the file)."""
+    pieces. A code part in ``patches`` goes as its difference. The caller closes it
+    (which removes the file)."""
     out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (returned)
     try:
-        _write_push(out, parts, needs, artifacts)
+        _write_push(out, parts, needs, artifacts, patches or {})
     except BaseException:
         out.close()
         raise
@@ -316,13 +335,34 @@ def open_push_stream(parts: list[str], needs: HostNeeds, artifacts: Artifacts) -
     return out
 
 
-def _write_push(out: IO[bytes], parts: list[str], needs: HostNeeds, artifacts: Artifacts) -> None:
+def patches_for(parts: list[str], found: Probe, artifacts: Artifacts) -> dict[str, Delta]:
+    """The code parts to send as their difference: those whose tree on the host (as the
+    probe found it) is one whose manifest the control node kept, when that is smaller."""
+    out: dict[str, Delta] = {}
+    for part in ("app", "client"):
+        if part not in parts or artifacts.trees is None:
+            continue
+        held = artifacts.trees.held(found.markers.get(f"{part}_tree", ""))
+        patch = delta(artifacts.bundle(part), held) if held is not None else None
+        if patch is not None:
+            out[part] = patch
+    return out
+
+
+def _write_push(
+    out: IO[bytes],
+    parts: list[str],
+    needs: HostNeeds,
+    artifacts: Artifacts,
+    patches: Mapping[str, Delta],
+) -> None:
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for part in parts:
-            if part == "app":
-                _add(tar, "app.tgz", artifacts.app.data)
-            elif part == "client":
-                _add(tar, "client.tgz", artifacts.client.data)
+            if part in patches:
+                _add(tar, f"{part}.delta.tgz", patches[part].data)
+                _add(tar, f"{part}.removed", patches[part].removed)
+            elif part in ("app", "client"):
+                _add(tar, f"{part}.tgz", artifacts.bundle(part).data)
             elif needs.tool is not None and part == needs.tool.part:
                 _add_file(tar, "uv.whl", needs.tool.wheel)
             elif part.startswith("wheels-"):
@@ -339,7 +379,12 @@ def _write_push(out: IO[bytes], parts: list[str], needs: HostNeeds, artifacts: A
 
 
 def install_script(
-    layout: Layout, python: str, parts: list[str], artifacts: Artifacts, needs: HostNeeds
+    layout: Layout,
+    python: str,
+    parts: list[str],
+    artifacts: Artifacts,
+    needs: HostNeeds,
+    patches: Mapping[str, Delta] | None = None,
 ) -> str:
     """Unpack the stream on stdin and install each part; replaces are atomic renames.
 
@@ -368,6 +413,11 @@ def install_script(
         uv_member=needs.tool.member if needs.tool is not None else "",
         digest_file=DIGEST_FILE,
         venv_failed_exit=VENV_FAILED_EXIT,
+        patches=" ".join(patches or {}),
+        trees={"app": artifacts.app.tree, "client": artifacts.client.tree},
+        cache_dirs=" ".join(sorted(EXCLUDED_DIRS)),
+        cache_suffixes=" ".join(EXCLUDED_SUFFIXES),
+        patch_failed_exit=PATCH_FAILED_EXIT,
     )
 
 
@@ -383,22 +433,30 @@ def push(
     parts = missing(needs, found, artifacts)
     if not parts:
         return PushReport(transport.name, (), 0, 0, time.monotonic() - start)
-    with open_push_stream(parts, needs, artifacts) as stream:
-        size = stream.seek(0, os.SEEK_END)
-        stream.seek(0)
-        result = transport.run(
-            install_script(layout, python, parts, artifacts, needs), timeout=900, stdin=stream
-        ).check("installing the application and its virtualenvs")
+    patches = patches_for(parts, found, artifacts)
+    trips = size = 0
+    while True:
+        with open_push_stream(parts, needs, artifacts, patches) as stream:
+            size += stream.seek(0, os.SEEK_END)
+            stream.seek(0)
+            script = install_script(layout, python, parts, artifacts, needs, patches)
+            result = transport.run(script, timeout=900, stdin=stream)
+        trips += 1
+        if not (patches and result.exit_code == PATCH_FAILED_EXIT and not result.timed_out):
+            break
+        patches = {}  # the host's tree was not the one it reported: send the bundles whole
+    result.check("installing the application and its virtualenvs")
     return PushReport(
         transport.name,
         tuple(parts),
         size,
-        1,
+        trips,
         time.monotonic() - start,
         tuple(drifted(needs, found, artifacts)),
         installer=installer_used(result.stdout)
         if any(p.startswith("wheels-") for p in parts)
         else None,
+        patched=tuple((part, d.changed, d.gone) for part, d in patches.items()),
     )
 
 

@@ -30,6 +30,9 @@ Schema history (``schema`` field):
   ``deploy[].installer``, what built the host's virtualenvs (uv or pip), and
   ``steps[].round_trips``, the round trips to each host during each step. Version 4
   records read with none.
+* ``readiness.run/6``: ``deploy[].patched``, the code parts sent as their difference
+  from the version the host held (files sent, names removed), and what each layer's
+  evidence window could not settle. Version 5 records read with none.
 
 ``orchestrator/run.schema.json`` is the JSON Schema of the current version, generated from
 these classes (:mod:`orchestrator.schema`); the tests check every record they write
@@ -46,12 +49,13 @@ from typing import Any, TypeVar, Union
 
 from orchestrator.junit import TestCounts
 
-SCHEMA = "readiness.run/5"
+SCHEMA = "readiness.run/6"
 READABLE_SCHEMAS = (
     "readiness.run/1",
     "readiness.run/2",
     "readiness.run/3",
     "readiness.run/4",
+    "readiness.run/5",
     SCHEMA,
 )
 
@@ -67,6 +71,16 @@ class HostRecord:
     roles: list[str]
     connection: str
     facts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PatchRecord:
+    """A code part sent as its difference from the version a host held."""
+
+    part: str
+    # Files and links sent (new or changed), and names removed on the host.
+    files: int
+    removed: int
 
 
 @dataclass
@@ -87,6 +101,8 @@ class DeployRecord:
     start_s: float | None = None
     # What built the host's virtualenvs: "uv 0.9.30" or "pip" (None: none was built).
     installer: str | None = None
+    # Code parts of ``sent`` that went as their difference from the version the host held.
+    patched: list[PatchRecord] | None = None
 
 
 @dataclass

@@ -79,6 +79,13 @@ def folders(paths: Iterable[bytes]) -> set[bytes]:
     return out
 
 
+def files_digest(entries: Iterable[tuple[bytes, bytes]]) -> str:
+    """:func:`digest` of the tree that unpacking these files and links makes (with the
+    folders holding them): what the control node expects a host to report."""
+    listed = list(entries)
+    return digest(listed + [(d, DIR_ENTRY) for d in folders(p for p, _ in listed)])
+
+
 def _sha256_of(path: bytes) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -12,6 +12,7 @@ import time
 from orchestrator.bundle import build_bundle
 from orchestrator.components import database_engine
 from orchestrator.context import Context
+from orchestrator.delta import Trees
 from orchestrator.deploy import Artifacts
 from orchestrator.installer import uv_for
 from orchestrator.ledger_hook import build_wheel
@@ -50,14 +51,21 @@ def build_step(ctx: Context) -> None:
     )
     tools, tools_missing = uv_for(_code_machines(ctx), cache)
     fixtures = _shipped_fixtures(ctx)
+    # Each bundle's manifest is kept, so that the next deploy of a changed version sends
+    # only the files that differ to a host holding this one (orchestrator.delta).
+    trees = Trees(cache / "trees")
+    bundles = build_bundle(app.source), build_bundle(app.client_source.path)
+    for bundle in bundles:
+        trees.keep(bundle)
     ctx.artifacts = Artifacts(
-        app=build_bundle(app.source),
-        client=build_bundle(app.client_source.path),
+        app=bundles[0],
+        client=bundles[1],
         server_wheels=server_wheels,
         client_wheels=client_wheels,
         fixtures=fixtures,
         tools=tools,
         tools_missing=tools_missing,
+        trees=trees,
     )
     duration = time.monotonic() - t0
     ctx.record.build = BuildRecord(

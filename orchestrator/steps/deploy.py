@@ -23,7 +23,7 @@ from orchestrator.exceptions import GroupError
 from orchestrator.hosts import on_all
 from orchestrator.network import DatabaseLink, network_of, nodes_of
 from orchestrator.provenance import secret_values
-from orchestrator.record import DeployRecord, NetworkRecord
+from orchestrator.record import DeployRecord, NetworkRecord, PatchRecord
 
 
 def deploy_step(ctx: Context) -> None:
@@ -247,7 +247,9 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
             entry.drifted = list(report.drifted)
             entry.round_trips = report.round_trips
             entry.installer = report.installer
-    what = ", ".join(report.sent) or "nothing (up to date)"
+            entry.patched = [PatchRecord(*patch) for patch in report.patched]
+    patched = {p: f"{p} ({files} changed, {gone} removed)" for p, files, gone in report.patched}
+    what = ", ".join(patched.get(part, part) for part in report.sent) or "nothing (up to date)"
     if report.installer:
         what += f"; venvs built with {report.installer}"
         if report.installer == "pip" and artifacts.tools_missing:

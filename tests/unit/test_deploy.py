@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import io
 import os
@@ -18,6 +19,7 @@ import pytest
 from orchestrator.appconfig import render_settings_overlay
 from orchestrator.bundle import Bundle, build_bundle
 from orchestrator.components import mariadb
+from orchestrator.delta import Trees
 from orchestrator.deploy import (
     VENV_FAILED_EXIT,
     Artifacts,
@@ -505,6 +507,121 @@ def test_bytecode_and_test_caches_are_removed_by_the_probe_and_never_resent(
     assert not (app / "pkg" / "__pycache__").exists() and not (app / "gone.pyc").exists()
     assert not (client / ".pytest_cache").exists()
     assert (venv_cache / "late.cpython-311.pyc").exists()
+
+
+def rebuilt(deployed: Deployed, tmp_path: Path) -> Deployed:
+    """The same host, with the artifacts built anew from the (changed) sources, and the
+    manifests of both versions kept as the build step keeps them."""
+    trees = Trees(tmp_path / "trees")
+    for bundle in (deployed.artifacts.app, deployed.artifacts.client):
+        trees.keep(bundle)
+    app, client = build_bundle(tmp_path / "src"), build_bundle(tmp_path / "cli")
+    for bundle in (app, client):
+        trees.keep(bundle)
+    artifacts = dataclasses.replace(deployed.artifacts, app=app, client=client, trees=trees)
+    return dataclasses.replace(deployed, artifacts=artifacts)
+
+
+def big_file(path: Path) -> None:
+    """A file that makes a whole bundle far larger than the difference of one change."""
+    path.write_text("".join(f"{n:08x}{os.urandom(24).hex()}\n" for n in range(3000)))
+
+
+def test_a_one_file_change_sends_only_that_file_and_the_host_holds_the_new_tree(
+    tmp_path: Path,
+) -> None:
+    artifacts = build_artifacts(tmp_path, MARKED_PIP)
+    big_file(tmp_path / "src" / "data.txt")
+    host = Deployed(
+        Layout(str(tmp_path / "root")),
+        HostNeeds(True, True, (artifacts.server_wheels,), None),
+        dataclasses.replace(artifacts, app=build_bundle(tmp_path / "src")),
+        LocalTransport(),
+    )
+    host.push(Probe({}, {}))
+    (tmp_path / "src" / "pkg" / "views.py").write_text("X = 2\n")
+    (tmp_path / "src" / "manage.py").unlink()  # alias.py now points at nothing: a link still
+    changed = rebuilt(host, tmp_path)
+
+    report = push(
+        changed.local,
+        changed.layout,
+        sys.executable,
+        changed.needs,
+        changed.artifacts,
+        changed.probe(),
+    )
+
+    assert report.sent == ("app",) and report.patched == (("app", 1, 1),)
+    assert report.bytes_sent < len(changed.artifacts.app.data) / 4
+    assert report.round_trips == 1
+    app = Path(changed.layout.app)
+    assert (app / "pkg" / "views.py").read_text() == "X = 2\n"
+    assert not (app / "manage.py").exists() and (app / "alias.py").is_symlink()
+    found = changed.probe()
+    assert found.markers["app_tree"] == changed.artifacts.app.tree
+    assert found.markers["app"] == changed.artifacts.app.digest
+    assert missing(changed.needs, found, changed.artifacts) == []
+
+
+def test_a_file_become_a_folder_and_a_folder_emptied_patch_to_the_exact_tree(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    big_file(src / "pkg" / "data.txt")
+    (src / "views_dir").mkdir()
+    (src / "views_dir" / "only.py").write_text("")
+    first = rebuilt(deployed, tmp_path)
+    first.push(first.probe())  # the host holds this version (sent whole: no manifest yet)
+    (src / "views_dir" / "only.py").unlink()
+    (src / "views_dir").rmdir()  # a folder emptied: it must not stay behind on the host
+    (src / "pkg" / "views.py").unlink()
+    (src / "pkg" / "views.py").mkdir()  # a file become a folder
+    (src / "pkg" / "views.py" / "__init__.py").write_text("Y = 1\n")
+    second = rebuilt(first, tmp_path)
+
+    report = push(
+        second.local,
+        second.layout,
+        sys.executable,
+        second.needs,
+        second.artifacts,
+        second.probe(),
+    )
+    assert report.sent == ("app",) and report.patched == (("app", 1, 2),), report
+
+    app = Path(second.layout.app)
+    assert not (app / "views_dir").exists()
+    assert (app / "pkg" / "views.py" / "__init__.py").read_text() == "Y = 1\n"
+    assert second.probe().markers["app_tree"] == second.artifacts.app.tree
+
+
+def test_a_host_not_holding_the_tree_it_reported_gets_the_bundle_whole(
+    tmp_path: Path,
+) -> None:
+    """The install checks the patched copy against the tree sent: a host whose folder
+    changed since its probe (or lied) fails that check, and the bundle goes whole."""
+    artifacts = build_artifacts(tmp_path, MARKED_PIP)
+    big_file(tmp_path / "src" / "data.txt")
+    host = Deployed(
+        Layout(str(tmp_path / "root")),
+        HostNeeds(True, False, (artifacts.server_wheels,), None),
+        dataclasses.replace(artifacts, app=build_bundle(tmp_path / "src")),
+        LocalTransport(),
+    )
+    host.push(Probe({}, {}))
+    (tmp_path / "src" / "pkg" / "views.py").write_text("X = 3\n")
+    changed = rebuilt(host, tmp_path)
+    found = changed.probe()
+    Path(changed.layout.app, "pkg", "planted.py").write_text("after the probe\n")
+
+    report = push(
+        changed.local, changed.layout, sys.executable, changed.needs, changed.artifacts, found
+    )
+
+    assert report.sent == ("app",) and report.patched == () and report.round_trips == 2
+    assert not Path(changed.layout.app, "pkg", "planted.py").exists()
+    assert changed.probe().markers["app_tree"] == changed.artifacts.app.tree
 
 
 def test_the_install_runs_marked_so_teardown_can_find_it(deployed: Deployed) -> None:

@@ -27,6 +27,7 @@ from orchestrator.record import (
     ListenRecord,
     NetworkRecord,
     PassRateRecord,
+    PatchRecord,
     ProjectRecord,
     RstRecord,
     RunRecord,
@@ -513,3 +514,15 @@ def test_the_deploy_table_says_what_built_each_hosts_virtualenvs(tmp_path: Path)
     assert "app, uv-0.9.30, wheels-a (virtualenvs built with uv 0.9.30)" in deploy
     assert "wheels-b (virtualenvs built with pip)" in deploy
     assert deploy.count("virtualenvs built with") == 2
+
+
+def test_the_deploy_table_says_which_code_went_as_its_difference(tmp_path: Path) -> None:
+    store, r = a_handoff(tmp_path)
+    r.deploy = [
+        DeployRecord("h2", "server", "ok", 0.3, ["app"], patched=[PatchRecord("app", 1, 0)]),
+        DeployRecord("h3", "client", "ok", 0.4, ["client"]),
+    ]
+    store.write_record(r)
+    deploy = text_of(section(render(store), "deploy"))
+    assert "app (app sent as its difference: 1 file(s), 0 removed)" in deploy
+    assert deploy.count("sent as its difference") == 1
