@@ -50,7 +50,21 @@ def environment(
         finalize=finalize,
         trim_blocks=trim_blocks,
         lstrip_blocks=trim_blocks,
+        bytecode_cache=_compiled(),
     )
+
+
+@cache
+def _compiled() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs: compiling the report's and the scripts'
+    templates anew cost about 0.8 s of every run. Jinja's own cache folder (in the
+    temporary folder, one per user, refused unless it is the user's own and closed to
+    others) keys each template by its source's checksum and the Python version, so an
+    edited template or another Python recompiles. Without a usable folder, no cache."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):  # RuntimeError: Jinja found the folder unsafe
+        return None
 
 
 @cache

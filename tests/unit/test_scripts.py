@@ -139,9 +139,10 @@ def test_a_timeout_kill_never_signals_a_process_that_leads_no_group(tmp_path: Pa
 
 
 def test_alive_does_not_count_a_zombie_that_kill_0_still_sees() -> None:
-    # The background sleep's parent becomes `sleep 30` (exec), which never reaps it.
+    # The background sleep's parent becomes `sleep 30` (exec), which never reaps it. It
+    # outlives the exec by far: one that ended first would be reaped by bash itself.
     proc = subprocess.Popen(
-        ["bash", "-c", "sleep 0 & echo $!; exec sleep 30"], stdout=subprocess.PIPE, text=True
+        ["bash", "-c", "sleep 0.5 & echo $!; exec sleep 30"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None
