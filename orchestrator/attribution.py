@@ -85,11 +85,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from orchestrator.evidence import LedgerEvent, Rst
-from orchestrator.record import AttributionRecord, RstRecord
+from orchestrator.record import AttributionRecord, BurstRecord, CounterRecord, RstRecord
 
 MECHANISMS = (
     "accept-queue-overflow",
@@ -1046,36 +1046,170 @@ _SHOWN = 4
 
 
 def finding(
-    topology: str, errors: Sequence[AttributionRecord], resets: Sequence[AttributionRecord]
+    topology: str,
+    errors: Sequence[AttributionRecord],
+    resets: Sequence[AttributionRecord],
+    *,
+    counters: Mapping[str, Mapping[str, CounterRecord]] | None = None,
+    bursts: Sequence[BurstRecord] = (),
+    abort_on_overflow: Mapping[str, bool | None] | None = None,
+    servers: Collection[str] = (),
 ) -> str:
-    """One plain sentence: what reset the connections, biggest cause first."""
-    # One reset is one: a client that saw one RST twice (requests swallowed it at send,
-    # then read EOF) reports two errors of one connection.
+    """One plain sentence: what reset the connections, biggest cause first.
+
+    ``counters`` (layer -> host -> counters), ``bursts``, ``abort_on_overflow`` (host ->
+    the sysctl) and ``servers`` (the app server hosts) let it say what the records alone
+    cannot: an accept queue that overflowed without a single reset (FINDINGS 1a, the
+    negative control of ``tcp_abort_on_overflow=1``). Without them that run's sentence
+    would read "no transport errors", and the overflow it was made to show would be lost.
+    """
+    records = distinct([*errors, *resets])
+    quiet = overflows(records, counters or {}, bursts, abort_on_overflow or {}, servers)
+    folded = {o.host for o in quiet}
+    shown = [r for r in records if not (_overflow_timeout(r) and r.host in folded)]
+    if not shown and not quiet:
+        return "no transport errors and no resets"
+    parts = _grouped(shown)
+    if quiet and not any(noun(r) == "reset" for r in shown):
+        parts.insert(0, "no resets")
+    text = f"{topology}: " + "; ".join(parts)
+    if resets:
+        text += f" ({len(resets)} of them reported by no test)"
+    return "; ".join([text, *(o.words() for o in quiet)])
+
+
+def distinct(records: Iterable[AttributionRecord]) -> list[AttributionRecord]:
+    """The records with one reset counted once: a client that saw one RST twice (requests
+    swallowed it at send, then read EOF) reports two errors of one connection."""
     seen: set[tuple[str, str, float]] = set()
-    records = []
-    for r in [*errors, *resets]:
+    kept = []
+    for r in records:
         if r.rst is not None:
             key = (r.rst.from_, r.rst.to, r.rst.at)
             if key in seen:
                 continue
             seen.add(key)
-        records.append(r)
-    if not records:
-        return "no transport errors and no resets"
+        kept.append(r)
+    return kept
+
+
+def _grouped(records: Sequence[AttributionRecord]) -> list[str]:
+    """One phrase per (kind, side, host, mechanism), the biggest group first."""
     groups: dict[tuple[str, str, str | None, str], list[AttributionRecord]] = {}
     for r in records:
-        groups.setdefault((_noun(r), r.side, r.host, r.mechanism), []).append(r)
+        groups.setdefault((noun(r), r.side, r.host, r.mechanism), []).append(r)
     ranked = sorted(groups.items(), key=lambda item: -len(item[1]))
     parts = [_phrase(*key, rows) for key, rows in ranked[:_SHOWN]]
     if len(ranked) > _SHOWN:
         parts.append(f"and {sum(len(rows) for _, rows in ranked[_SHOWN:])} more")
-    text = f"{topology}: " + "; ".join(parts)
-    if resets:
-        text += f" ({len(resets)} of them reported by no test)"
-    return text
+    return parts
 
 
-def _noun(r: AttributionRecord) -> str:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _overflow_timeout(r: AttributionRecord) -> bool:
+    return noun(r) == "timeout" and r.mechanism == "accept-queue-overflow"
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """A host whose accept queue overflowed with no reset of the overflow to show for it
+    (FINDINGS 1a: the SYN is dropped, the client retries after 1 s or gives up). Said in
+    words because the ledger holds only errors: slow answers are no error at all."""
+
+    host: str
+    times: int  # TcpExt.ListenOverflows, summed over the layers
+    server: bool  # the host runs the app server (else: some listener of it)
+    abort: bool | None  # its tcp_abort_on_overflow (None: not known)
+    slow: int = 0  # answered only after a SYN retransmission (the bursts)
+    timeouts: int = 0
+    sent_resets: bool = False  # its stack sent resets for other reasons
+
+    def words(self, *, no_reset: bool = True) -> str:
+        """The overflow in words: "the server's accept queue overflowed 73 times
+        (ListenOverflows on h1) with tcp_abort_on_overflow=0: 12 slow requests and 3
+        timeouts, no reset" (``no_reset``: end with "no reset" if its stack sent none)."""
+        whose = "the server's" if self.server else "a listener's"
+        text = f"{whose} accept queue overflowed {_plural(self.times, 'time')} "
+        text += f"(ListenOverflows on {self.host})"
+        if self.abort is not None:
+            text += f" with tcp_abort_on_overflow={int(self.abort)}"
+        figures = [
+            _plural(n, word)
+            for n, word in ((self.slow, "slow request"), (self.timeouts, "timeout"))
+            if n
+        ]
+        said = [" and ".join(figures)] if figures else []
+        if no_reset and not self.sent_resets:
+            said.append("no reset")
+        return text + (": " + ", ".join(said) if said else "")
+
+
+def overflows(
+    records: Sequence[AttributionRecord],
+    counters: Mapping[str, Mapping[str, CounterRecord]],
+    bursts: Sequence[BurstRecord] = (),
+    abort_on_overflow: Mapping[str, bool | None] | None = None,
+    servers: Collection[str] = (),
+) -> list[Overflow]:
+    """Each host whose ``ListenOverflows`` moved and to which no reset was attributed as
+    ``accept-queue-overflow``, app servers first. The bursts' slow answers and timeouts
+    go to the first (a burst asks the live server); its timeouts are the ledger's overflow
+    timeouts on that host, or the bursts' own count if the ledger saw fewer (no hook)."""
+    times: Counter[str] = Counter()
+    for hosts in counters.values():
+        for host, c in hosts.items():
+            times[host] += max(c.delta.get(LISTEN_OVERFLOWS, 0), 0)
+    sent = {r.host for r in records if noun(r) == "reset" and r.side in ("server", "client")}
+    explained = {
+        r.host for r in records if noun(r) == "reset" and r.mechanism == "accept-queue-overflow"
+    }
+    serving = {*servers, *(r.host for r in records if r.side == "server")}
+    waited = Counter(r.host for r in records if _overflow_timeout(r))
+    found: list[Overflow] = []
+    for host in sorted(times, key=lambda h: (h not in serving, h)):
+        if times[host] <= 0 or host in explained:
+            continue
+        first = not found
+        timed_out = sum(b.errors.get("ETIMEDOUT", 0) for b in bursts) if first else 0
+        found.append(
+            Overflow(
+                host=host,
+                times=times[host],
+                server=host in serving,
+                abort=abort_setting(host, records, abort_on_overflow or {}),
+                slow=sum(b.slow for b in bursts) if first else 0,
+                timeouts=max(waited[host], timed_out),
+                sent_resets=host in sent,
+            )
+        )
+    return found
+
+
+def abort_setting(
+    host: str, records: Sequence[AttributionRecord], given: Mapping[str, bool | None]
+) -> bool | None:
+    """The host's ``tcp_abort_on_overflow``: as given, else as an evidence line says it."""
+    if given.get(host) is not None:
+        return given[host]
+    prefix = f"{host} tcp_abort_on_overflow="
+    for r in records:
+        for line in r.evidence:
+            if line.startswith(prefix) and line[len(prefix) :][:1] in ("0", "1"):
+                return line[len(prefix)] == "1"
+    return None
+
+
+def label(mechanism: str) -> str:
+    """A mechanism as the sentences say it ("accept-queue overflow")."""
+    return _LABELS.get(mechanism, mechanism)
+
+
+def noun(r: AttributionRecord) -> str:
+    """What the record is, in the finding's words: a reset, a timeout, a refused or a
+    closed connection (only the first is a reset; the others are said as what they are)."""
     if r.errno == "ETIMEDOUT":
         return "timeout"
     if r.mechanism == "no-listener":

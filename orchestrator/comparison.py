@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from orchestrator import counters
-from orchestrator.record import CounterRecord, LayerRecord, RunRecord
+from orchestrator import attribution, counters
+from orchestrator.record import AttributionRecord, CounterRecord, LayerRecord, RunRecord
 from orchestrator.templating import visible
 from orchestrator.testcases import TestCase
 
@@ -51,6 +51,11 @@ MESSAGE_CHARS = 300
 # Above this many rows the matrix starts folded: the page opens at once, the differing
 # tests (first in the table) are one click or one filter away.
 MATRIX_OPEN = 1000
+OVERFLOW = "accept-queue-overflow"
+# Causes of a run's resets the transport sentence names (the rest: "and N more").
+TRANSPORT_CAUSES = 3
+# Rows of a repeat strip on the index (each run's report has them all).
+STRIP_ROWS = 100
 
 Key = tuple[str, str]
 
@@ -246,12 +251,44 @@ class CounterRow:
 
 
 @dataclass(frozen=True)
+class StripRow:
+    """One test over the passes of ``--repeat``: ``errors[n - 1]`` says whether the
+    ledger saw a transport error in it in pass ``n``."""
+
+    layer: str
+    host: str
+    position: int | None
+    test: str
+    passed: int
+    runs: int
+    errors: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class RepeatStrip:
+    """Where in the test sequence one repeated run's transport errors fell, pass by pass:
+    the tests that saw one or failed in some pass, in the order they ran."""
+
+    passes: int
+    tests: int  # tests with a pass rate
+    steady: int  # passed in every pass
+    noisy: int  # saw a transport error in some pass
+    per_pass: tuple[int, ...]  # tests with a transport error, in each pass
+    rows: tuple[StripRow, ...]
+    left_out: int  # rows past STRIP_ROWS (in the run's report)
+
+
+@dataclass(frozen=True)
 class Comparison:
     sides: tuple[Side, ...]
     layers: tuple[LayerRow, ...]
     tests: tuple[TestRow, ...]
     counters: tuple[CounterRow, ...]
     differs: str  # the what-differs sentence
+    # The transport of both runs in one sentence (None: fewer than two runs, no ledger).
+    transport: str | None = None
+    # One per side: its repeat strip, None for a run that did not repeat.
+    repeats: tuple[RepeatStrip | None, ...] = ()
 
     @property
     def differing_tests(self) -> int:
@@ -290,6 +327,8 @@ def compare(entries: Sequence[Entry], alarming: Collection[str]) -> Comparison:
         tests=tests,
         counters=counter_rows(records, alarming),
         differs=what_differs(sides, layers, tests),
+        transport=transport_sentence(sides, name=visible),
+        repeats=tuple(repeat_strip(record) for record in records),
     )
 
 
@@ -460,6 +499,44 @@ def _counter_cell(hosts: dict[str, CounterRecord] | None, key: str) -> CounterCe
     return CounterCell(sum(v for _, v in values), values)
 
 
+# --------------------------------------------------------------------------- repeats
+
+
+def repeat_strip(record: RunRecord) -> RepeatStrip | None:
+    """Where a repeated run's transport errors fell, pass by pass (None: it ran once).
+
+    Only the tests that saw one or failed in some pass are rows, in the order they ran,
+    at most :data:`STRIP_ROWS`: the index puts both runs' strips side by side, so a
+    thousand steady tests would only push the pattern out of sight (each run's report
+    lists them all). Test names are made visible, as in the matrix."""
+    if record.repeat < 2:
+        return None
+    passes = range(1, record.repeat + 1)
+    rates = record.pass_rates
+    marked = [t for t in rates if t.error_passes or t.passed < t.runs]
+    rows = tuple(
+        StripRow(
+            layer=visible(t.layer),
+            host=visible(t.host),
+            position=t.position,
+            test=visible(t.test),
+            passed=t.passed,
+            runs=t.runs,
+            errors=tuple(n in t.error_passes for n in passes),
+        )
+        for t in marked[:STRIP_ROWS]
+    )
+    return RepeatStrip(
+        passes=record.repeat,
+        tests=len(rates),
+        steady=sum(1 for t in rates if t.passed == record.repeat),
+        noisy=sum(1 for t in rates if t.error_passes),
+        per_pass=tuple(sum(1 for t in rates if n in t.error_passes) for n in passes),
+        rows=rows,
+        left_out=len(marked) - len(rows),
+    )
+
+
 # --------------------------------------------------------------------------- in words
 
 
@@ -623,6 +700,169 @@ def _ledger_part(sides: Sequence[Side], name: Callable[[str], str]) -> list[str]
     ]
 
 
+# --------------------------------------------------------------------------- transport
+
+
+@dataclass(frozen=True)
+class _Transport:
+    """What one run's ledger, counters and bursts say, counted for the sentence."""
+
+    resets: list[AttributionRecord]  # one per reset (a reset reported twice is one)
+    others: int  # transport errors that are no reset, nor an overflow's timeout
+    quiet: list[attribution.Overflow]  # overflows that reset nothing
+    overflowed: bool | None  # did any accept queue overflow (None: no counters)
+
+
+def _transport(record: RunRecord) -> _Transport:
+    """One run's resets, other errors and quiet overflows, judged by the rules the run's
+    own finding uses (:func:`orchestrator.attribution.overflows`), so the sentence across
+    the runs never contradicts either run's finding."""
+    led = record.ledger
+    records = attribution.distinct([*led.errors, *led.resets])
+    servers = {h.name for h in record.hosts if "server" in h.roles} | set(record.fingerprints)
+    quiet = attribution.overflows(
+        records, record.counters, record.bursts, _abort_settings(record), servers
+    )
+    folded = {o.host for o in quiet}
+    resets = [r for r in records if attribution.noun(r) == "reset"]
+    others = [
+        r
+        for r in records
+        if attribution.noun(r) != "reset"
+        and not (r.errno == "ETIMEDOUT" and r.host in folded and r.mechanism == OVERFLOW)
+    ]
+    moved = [
+        c.delta.get("TcpExt.ListenOverflows", 0) > 0
+        for hosts in record.counters.values()
+        for c in hosts.values()
+    ]
+    return _Transport(resets, len(others), quiet, any(moved) if moved else None)
+
+
+def _abort_settings(record: RunRecord) -> dict[str, bool | None]:
+    """Each server host's ``tcp_abort_on_overflow``: as its fingerprint measured it, else
+    set by ``--faults=abort-on-overflow``."""
+    found: dict[str, bool | None] = {}
+    for fault in record.faults:
+        if fault.name == "abort-on-overflow" and fault.applied:
+            found.update(dict.fromkeys(fault.hosts, True))
+    for host, fp in record.fingerprints.items():
+        if fp.tcp_abort_on_overflow is not None:
+            found[host] = bool(fp.tcp_abort_on_overflow)
+    return found
+
+
+def transport_sentence(sides: Sequence[Side], name: Callable[[str], str] = plain) -> str | None:
+    """The transport of both runs in one sentence, e.g. "all-on-one with
+    --faults=abort-on-overflow: 8 resets in a burst of 60, sent by the server socket on
+    h1, accept-queue overflow with tcp_abort_on_overflow=1; distributed with
+    --faults=abort-on-overflow: no resets in a burst of 60". Each run's finding speaks of
+    its own run; this says, in one place, what differs across the topologies, an overflow
+    that reset nothing included (FINDINGS 1a). None with fewer than two runs or no ledger.
+    ``name`` is applied to the whole sentence (all of it is made of record data)."""
+    if len(sides) != 2 or not any(side.record.ledger.collected for side in sides):
+        return None
+    facts = [_transport(side.record) for side in sides]
+    parts = [
+        _transport_part(side, mine, other.overflowed is True)
+        for side, mine, other in zip(sides, facts, facts[::-1], strict=True)
+    ]
+    return name("; ".join(parts))
+
+
+def _transport_part(side: Side, facts: _Transport, other_overflowed: bool) -> str:
+    """One run's half: "all-on-one: 8 resets in a burst of 60, sent by ..."."""
+    record = side.record
+    who = side.label + _faults(record)
+    if not record.ledger.collected:
+        return f"{who}: ledger not collected"
+    text = f"{who}: {_reset_count(record, facts.resets)}{_causes(record, facts.resets)}"
+    if facts.quiet:
+        joiner = ", although " if not facts.resets else ", and "
+        text += joiner + " and ".join(o.words(no_reset=False) for o in facts.quiet)
+    elif facts.overflowed is False and other_overflowed:
+        text += ", no accept-queue overflow"
+    if facts.others:
+        text += f", {facts.others} other transport error{'' if facts.others == 1 else 's'}"
+    return text
+
+
+def _faults(record: RunRecord) -> str:
+    """What the run provoked (" with --faults=abort-on-overflow,resets=2"), said next to
+    its name: a provoked difference is no topology's."""
+    names = []
+    for fault in record.faults:
+        if not fault.applied:
+            continue
+        values = [
+            v for k, v in fault.parameters.items() if k not in ("port", "tcp_abort_on_overflow")
+        ]
+        names.append(f"{fault.name}={values[0]}" if values else fault.name)
+    return f" with --faults={','.join(names)}" if names else ""
+
+
+def _reset_count(record: RunRecord, resets: Sequence[AttributionRecord]) -> str:
+    """How many resets, and in what: "8 resets in a burst of 60 and 1 in the other
+    layers", "no resets"."""
+    if not record.bursts:
+        return _count(len(resets), "reset")
+    probes = {b.layer for b in record.bursts}
+    sizes = sorted({b.requests for b in record.bursts})
+    size = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
+    n = len(record.bursts)
+    where = f"in a burst of {size}" if n == 1 else f"in {n} bursts of {size}"
+    inside = sum(1 for r in resets if r.layer in probes)
+    text = f"{_count(inside, 'reset')} {where}"
+    if len(resets) > inside:
+        text += f" and {len(resets) - inside} in the other layers"
+    return text
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}" if n else f"no {word}s"
+
+
+def _causes(record: RunRecord, resets: Sequence[AttributionRecord]) -> str:
+    """Who sent the resets and why: ", sent by the server socket on h1, accept-queue
+    overflow ..." for one cause; ": 6 sent by ... (...), 2 ..." for several."""
+    groups: dict[tuple[str, str | None, str], int] = {}
+    for r in resets:
+        key = (r.side, r.host, r.mechanism)
+        groups[key] = groups.get(key, 0) + 1
+    ranked = sorted(groups.items(), key=lambda item: -item[1])
+    settings = _abort_settings(record)
+    said = [_cause(*key, settings, resets) for key, _ in ranked]
+    if len(said) == 1:
+        who, why = said[0]
+        return f", {who}" + (f", {why}" if why else "")
+    shown = [
+        f"{n} {who}" + (f" ({why})" if why else "")
+        for (who, why), (_, n) in zip(said, ranked, strict=True)
+    ][:TRANSPORT_CAUSES]
+    rest = sum(n for _, n in ranked[TRANSPORT_CAUSES:])
+    return (": " + ", ".join(shown) + (f" and {rest} more" if rest else "")) if shown else ""
+
+
+def _cause(
+    side: str,
+    host: str | None,
+    mechanism: str,
+    settings: dict[str, bool | None],
+    resets: Sequence[AttributionRecord],
+) -> tuple[str, str | None]:
+    """(who sent it, why) in the findings' words."""
+    if side == "none":
+        return "not sent by any host's TCP stack (a middlebox or firewall)", None
+    if side == "unknown" or not host:
+        return "of unknown origin", attribution.label(mechanism)
+    why = attribution.label(mechanism)
+    if mechanism == OVERFLOW:
+        abort = attribution.abort_setting(host, resets, settings)
+        if abort is not None:
+            why += f" with tcp_abort_on_overflow={int(abort)}"
+    return f"sent by the {side} socket on {host}", why
+
+
 # --------------------------------------------------------------------------- summary.md
 
 # What summary.md lists at most (the index has them all): a ticket stays readable.
@@ -674,6 +914,9 @@ def summary(view: Comparison, others: Sequence[RunRecord] = (), index: str = "")
     lines = [title(view.sides), "", differs, ""]
     for side in view.sides:
         lines += _side_lines(side)
+    transport = transport_sentence(view.sides, name=_md)
+    if transport:
+        lines += ["## Transport across the topologies", "", transport, ""]
     if view.sides:
         lines += _layer_lines(view)
     if len(view.sides) == 2:

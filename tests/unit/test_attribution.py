@@ -10,6 +10,7 @@ all-on-one, where the host talks to its own address).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from orchestrator.attribution import (
     MECHANISMS,
@@ -20,7 +21,7 @@ from orchestrator.attribution import (
     finding,
 )
 from orchestrator.evidence import LedgerEvent, Rst
-from orchestrator.record import AttributionRecord
+from orchestrator.record import AttributionRecord, BurstRecord, CounterRecord
 
 T0 = 1_760_000_000.0
 SERVER = "10.213.83.2"
@@ -868,6 +869,105 @@ def test_the_finding_of_a_quiet_window() -> None:
     errors, resets = attribute(split((), (), {"h1": {"Tcp.OutRsts": 0}, "h2": {}}))
     assert (errors, resets) == ([], [])
     assert finding("distributed", errors, resets) == "no transport errors and no resets"
+
+
+# 1a, the negative control (tcp_abort_on_overflow=0): the queue overflows, nothing resets.
+CONTROL = {"Tcp.PassiveOpens": 60, "TcpExt.ListenOverflows": 73, "TcpExt.ListenDrops": 73}
+
+
+def burst(slow: int, timeouts: int = 0) -> BurstRecord:
+    errors = {"ETIMEDOUT": timeouts} if timeouts else {}
+    return BurstRecord("burst-60", "h1", f"http://{APP}/api/health", 60, 60 - timeouts, errors)
+
+
+def control_timeouts(n: int) -> list[LedgerEvent]:
+    return [
+        event(
+            f"{SERVER}:{50000 + i}",
+            at=T0 + 10 + i,
+            errno="ETIMEDOUT",
+            host="h1",
+            exception="TimeoutError",
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_negative_control_that_only_slowed_down_says_its_queue_overflowed() -> None:
+    # Fast views: every request answered, 12 after a retransmitted SYN. Nothing in the
+    # ledger, but the overflow it was made to show happened (FINDINGS 1a).
+    errors, resets = attribute(single((), (), CONTROL))
+    assert (errors, resets) == ([], [])
+    said = finding(
+        "all-on-one",
+        errors,
+        resets,
+        counters={"burst-60": {"h1": CounterRecord(delta=CONTROL)}},
+        bursts=[replace(burst(0), slow=12)],
+        abort_on_overflow={"h1": False},
+        servers={"h1"},
+    )
+    assert said == (
+        "all-on-one: no resets; the server's accept queue overflowed 73 times "
+        "(ListenOverflows on h1) with tcp_abort_on_overflow=0: 12 slow requests, no reset"
+    )
+
+
+def test_a_negative_control_folds_its_timeouts_into_the_overflow() -> None:
+    errors, resets = attribute(single(control_timeouts(3), (), CONTROL))
+    assert [e.mechanism for e in errors] == ["accept-queue-overflow"] * 3
+    layers = {
+        "unit": {"h1": CounterRecord(delta={"TcpExt.ListenOverflows": 0})},
+        "burst-60": {"h1": CounterRecord(delta=CONTROL)},
+    }
+    # The setting is read from the timeouts' evidence when the caller does not give it.
+    said = finding(
+        "all-on-one",
+        errors,
+        resets,
+        counters=layers,
+        bursts=[replace(burst(0, timeouts=3), slow=12)],
+        servers={"h1"},
+    )
+    assert said == (
+        "all-on-one: no resets; the server's accept queue overflowed 73 times "
+        "(ListenOverflows on h1) with tcp_abort_on_overflow=0: 12 slow requests and "
+        "3 timeouts, no reset"
+    )
+
+
+def test_an_overflow_the_resets_explain_is_not_said_twice() -> None:
+    clients = [f"{SERVER}:{41000 + i}" for i in range(8)]
+    events = [event(c, at=T0 + 0.31, host="h1") for c in clients]
+    rsts = [on_lo(APP, c, T0 + 0.30) for c in clients]
+    deltas = {**OVERFLOW_ABORT, "Tcp.OutRsts": 8}
+    errors, resets = attribute(single(events, rsts, deltas, abort=True))
+    said = finding(
+        "all-on-one",
+        errors,
+        resets,
+        counters={"burst-60": {"h1": CounterRecord(delta=deltas)}},
+        bursts=[replace(burst(9), errors={"ECONNRESET": 8}, ok=52)],
+        abort_on_overflow={"h1": True},
+        servers={"h1"},
+    )
+    assert said == (
+        "all-on-one: 8 resets sent by the server socket on h1 "
+        "(accept-queue overflow, tcp_abort_on_overflow=1)"
+    )
+
+
+def test_an_overflow_beside_other_resets_is_said_after_them() -> None:
+    client = f"{CLIENT}:49118"
+    deltas = {"h1": {"Tcp.PassiveOpens": 6}, "h2": {"Tcp.ActiveOpens": 6, "Tcp.EstabResets": 1}}
+    window = split([event(client, at=T0 + 0.001)], across(APP, client, T0), deltas)
+    errors, resets = attribute(window)
+    counters = {"rest": {"h3": CounterRecord(delta={"TcpExt.ListenOverflows": 5})}}
+    said = finding("distributed", errors, resets, counters=counters, servers={"h1"})
+    assert said == (
+        "distributed: 1 reset not sent by any host's TCP stack (seen on h1; a middlebox or "
+        "firewall); a listener's accept queue overflowed 5 times (ListenOverflows on h3): no reset"
+    )
 
 
 def test_a_client_resetting_after_it_timed_out_is_not_given_a_made_up_cause() -> None:

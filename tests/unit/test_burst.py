@@ -24,10 +24,17 @@ from typing import Any
 
 import pytest
 
+from orchestrator.attribution import finding
 from orchestrator.exceptions import ConfigError
 from orchestrator.layers import LayerOutcome, burst_command, parse_burst, run_layer, with_burst_path
 from orchestrator.layout import Layout
-from orchestrator.record import BurstRecord, RunRecord
+from orchestrator.record import (
+    BurstRecord,
+    CounterRecord,
+    FingerprintRecord,
+    HostRecord,
+    RunRecord,
+)
 from orchestrator.report import render_index, render_run
 from orchestrator.scripts import source
 from orchestrator.store import RunStore
@@ -383,3 +390,53 @@ def test_the_reports_show_each_burst(tmp_path: Path) -> None:
     )
     index = render_index(tmp_path).read_text()
     assert "burst of 60 from h2: 52 ok, 8 ECONNRESET, 9 slow, p99 1.2 s</p>" in index
+
+
+def _control_run(tmp_path: Path, topology: str, host: str, overflows: int, slow: int) -> None:
+    """A burst of 60 with tcp_abort_on_overflow=0 (FINDINGS 1a): every request answered,
+    some only after a retransmitted SYN; the ledger holds nothing, the counters the overflow."""
+    inventory = "single" if topology == "all-on-one" else "cluster"
+    store = RunStore.create(tmp_path / "runs", inventory)
+    record = RunRecord(store.run_id, inventory, f"{inventory}.yaml", "s", topology, "2026-01-01")
+    record.hosts = [HostRecord(host, "10.0.0.3", ["server"], "lab")]
+    stdout = _line(ok=60, errors={}, slow=slow)
+    burst, _ = parse_burst(stdout, layer="burst-60", host=host, url=URL, requests=60)
+    assert burst is not None
+    record.bursts = [burst]
+    record.counters = {
+        "burst-60": {host: CounterRecord(delta={"TcpExt.ListenOverflows": overflows})}
+    }
+    record.fingerprints = {
+        host: FingerprintRecord(
+            "gunicorn", f"{host}:8000", "1", False, "tcp", tcp_abort_on_overflow=0
+        )
+    }
+    record.ledger.collected = True
+    record.ledger.finding = finding(
+        topology,
+        [],
+        [],
+        counters=record.counters,
+        bursts=record.bursts,
+        abort_on_overflow={host: False},
+        servers={host},
+    )
+    store.write_record(record)
+
+
+def test_a_negative_control_burst_is_an_overflow_in_both_reports(tmp_path: Path) -> None:
+    _control_run(tmp_path, "all-on-one", "h1", overflows=73, slow=12)
+    _control_run(tmp_path, "distributed", "h3", overflows=0, slow=0)
+    single = next((tmp_path / "runs").glob("*single*"))
+    page = render_run(single).read_text()
+    assert (
+        "all-on-one: no resets; the server&#39;s accept queue overflowed 73 times "
+        "(ListenOverflows on h1) with tcp_abort_on_overflow=0: 12 slow requests, no reset"
+    ) in page
+    index = render_index(tmp_path).read_text()
+    assert (
+        '<p id="transport-across" class="finding">all-on-one: no resets in a burst of 60, '
+        "although the server&#39;s accept queue overflowed 73 times (ListenOverflows on h1) "
+        "with tcp_abort_on_overflow=0: 12 slow requests; distributed: no resets in a burst "
+        "of 60, no accept-queue overflow</p>"
+    ) in index

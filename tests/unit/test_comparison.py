@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from orchestrator import comparison, svg
 from orchestrator.junit import TestCounts
 from orchestrator.record import (
     AttributionRecord,
+    BurstRecord,
     CounterRecord,
     DeployRecord,
+    FaultRecord,
+    FingerprintRecord,
     FlaggedTestRecord,
     FlowRecord,
     HostRecord,
@@ -24,6 +28,8 @@ from orchestrator.record import (
     LayerRecord,
     ListenRecord,
     NetworkRecord,
+    PassRateRecord,
+    RstRecord,
     RunRecord,
     StepRecord,
 )
@@ -394,6 +400,209 @@ def test_the_transport_of_both_topologies_is_side_by_side(tmp_path: Path) -> Non
     assert transport.count("<th>tests passed with retries</th><td>1</td>") == 2
     assert transport.count("<th>sent by the server&#39;s socket on h1</th><td>1</td>") == 2
     assert transport.count("<th>sent by no host&#39;s TCP stack (firewall or middlebox)</th>") == 2
+
+
+def overflow_reset(i: int, server: str, abort: int = 1) -> AttributionRecord:
+    """A connection the full accept queue of ``server`` reset (FINDINGS 1b)."""
+    client, app = f"10.0.0.5:{41000 + i}", "10.0.0.4:8000"
+    return AttributionRecord(
+        "burst-60", None, None, "ECONNRESET", client, app, RstRecord(app, client, 1.0 + i),
+        "server", server, "accept-queue-overflow", "high",
+        [f"{server} TcpExt.EmbryonicRsts +8", f"{server} tcp_abort_on_overflow={abort}"],
+    )  # fmt: skip
+
+
+def overflow_timeout(i: int, server: str) -> AttributionRecord:
+    return AttributionRecord(
+        "burst-60", None, None, "ETIMEDOUT", f"10.0.0.5:{42000 + i}", "10.0.0.4:8000", None,
+        "server", server, "accept-queue-overflow", "medium",
+        ["a timeout, not a reset", f"{server} tcp_abort_on_overflow=0"],
+    )  # fmt: skip
+
+
+def a_burst_run(
+    root: Path,
+    topology: str,
+    *,
+    abort: int,
+    resets: int = 0,
+    timeouts: int = 0,
+    slow: int = 0,
+    overflows: int = 0,
+) -> RunRecord:
+    """A run of one burst of 60 against a serial server: with ``abort`` the lab set
+    tcp_abort_on_overflow=1 (``--faults=abort-on-overflow``)."""
+    inventory = "single" if topology == "all-on-one" else "cluster"
+    record = a_run(root, inventory, topology, [case("rest", "a")])
+    server = "h1" if topology == "all-on-one" else "h3"
+    led = record.ledger
+    led.collected = True
+    led.errors = [overflow_reset(i, server) for i in range(resets)]
+    led.errors += [overflow_timeout(i, server) for i in range(timeouts)]
+    led.finding = f"{topology}: its own finding"
+    record.counters = {
+        "burst-60": {server: CounterRecord(delta={"TcpExt.ListenOverflows": overflows})}
+    }
+    errors = {"ECONNRESET": resets, "ETIMEDOUT": timeouts}
+    record.bursts = [
+        BurstRecord(
+            "burst-60", "h1" if topology == "all-on-one" else "h4", "http://10.0.0.4:8000/", 60,
+            60 - resets - timeouts, {k: n for k, n in errors.items() if n}, slow=slow,
+        )
+    ]  # fmt: skip
+    record.fingerprints = {
+        server: FingerprintRecord(
+            "gunicorn", "10.0.0.4:8000", "1 worker", False, "socket", tcp_abort_on_overflow=abort
+        )
+    }
+    if abort:
+        record.faults = [FaultRecord("abort-on-overflow", {}, [server], applied=True)]
+    RunStore(root / "runs" / record.run_id).write_record(record)
+    return record
+
+
+def transport_of(root: Path) -> str:
+    html = render_index(root).read_text()
+    return html[html.index('<section id="transport">') :].split("</section>")[0]
+
+
+def test_one_sentence_tops_the_transport_with_each_runs_finding_below(tmp_path: Path) -> None:
+    a_burst_run(tmp_path, "all-on-one", abort=1, resets=8, slow=9, overflows=304)
+    a_burst_run(tmp_path, "distributed", abort=1)
+    transport = transport_of(tmp_path)
+    sentence = (
+        "all-on-one with --faults=abort-on-overflow: 8 resets in a burst of 60, sent by the "
+        "server socket on h1, accept-queue overflow with tcp_abort_on_overflow=1; "
+        "distributed with --faults=abort-on-overflow: no resets in a burst of 60, "
+        "no accept-queue overflow"
+    )
+    top = f'<p id="transport-across" class="finding">{sentence}</p>'
+    assert top in transport
+    assert transport.index(top) < transport.index('<div class="transport-side">')
+    assert transport.index("all-on-one: its own finding") < transport.index(
+        "distributed: its own finding"
+    )
+    assert f"## Transport across the topologies\n\n{sentence}" in (
+        render_summary(tmp_path).read_text().replace("\\", "")
+    )
+
+
+def test_the_negative_control_pair_says_the_queue_overflowed_without_a_reset(
+    tmp_path: Path,
+) -> None:
+    a_burst_run(tmp_path, "all-on-one", abort=0, timeouts=3, slow=12, overflows=73)
+    a_burst_run(tmp_path, "distributed", abort=0, slow=2, overflows=9)
+    runs = comparison.shown(stored_runs(tmp_path / "runs"), None)
+    view = comparison.compare(comparison.entries(runs, tmp_path), ALARMING)
+    assert view.transport == (
+        "all-on-one: no resets in a burst of 60, although the server's accept queue "
+        "overflowed 73 times (ListenOverflows on h1) with tcp_abort_on_overflow=0: "
+        "12 slow requests and 3 timeouts; distributed: no resets in a burst of 60, although "
+        "the server's accept queue overflowed 9 times (ListenOverflows on h3) with "
+        "tcp_abort_on_overflow=0: 2 slow requests"
+    )
+
+
+def test_several_causes_are_counted_and_other_layers_kept_apart(tmp_path: Path) -> None:
+    single = a_burst_run(tmp_path, "all-on-one", abort=1, resets=6, overflows=40)
+    single.ledger.resets = [
+        AttributionRecord(
+            layer, None, None, None, f"10.0.0.5:{43000 + i}", "10.0.0.4:8000", None,
+            "none", "h1", "injected", "high", [],
+        )
+        for i, layer in enumerate(["burst-60", "burst-60", "rest"])
+    ]  # fmt: skip
+    single.ledger.errors.append(
+        replace(overflow_timeout(0, "h1"), errno="REMOTE_CLOSED", mechanism="unknown")
+    )
+    RunStore(tmp_path / "runs" / single.run_id).write_record(single)
+    a_burst_run(tmp_path, "distributed", abort=0)
+    runs = comparison.in_topology_order(stored_runs(tmp_path / "runs"))
+    sides = [comparison.Side(run.record, run.record.topology, "", True) for run in runs]
+    assert comparison.transport_sentence(sides) == (
+        "all-on-one with --faults=abort-on-overflow: 8 resets in a burst of 60 and 1 in the "
+        "other layers: 6 sent by the server socket on h1 (accept-queue overflow with "
+        "tcp_abort_on_overflow=1), 3 not sent by any host's TCP stack (a middlebox or "
+        "firewall), 1 other transport error; distributed: no resets in a burst of 60, "
+        "no accept-queue overflow"
+    )
+
+
+def test_no_transport_sentence_without_two_runs_or_a_ledger(tmp_path: Path) -> None:
+    a_run(tmp_path, "single", "all-on-one", [case("rest", "a")])
+    assert 'id="transport-across"' not in transport_of(tmp_path)
+    a_run(tmp_path, "cluster", "distributed", [case("rest", "a")])
+    assert 'id="transport-across"' not in transport_of(tmp_path)  # neither collected one
+    view = comparison.compare(
+        comparison.entries(stored_runs(tmp_path / "runs"), tmp_path), ALARMING
+    )
+    assert view.transport is None
+
+
+def a_repeated_run(root: Path, topology: str, rates: list[PassRateRecord]) -> RunRecord:
+    inventory = "single" if topology == "all-on-one" else "cluster"
+    record = a_run(root, inventory, topology, [case("rest", "a")])
+    record.repeat = 3
+    record.pass_rates = rates
+    RunStore(root / "runs" / record.run_id).write_record(record)
+    return record
+
+
+def test_each_repeated_run_has_its_strip_side_by_side(tmp_path: Path) -> None:
+    a_repeated_run(
+        tmp_path,
+        "all-on-one",
+        [
+            PassRateRecord("rest", "h1", "t.py::steady", 1, 3, 3, []),
+            PassRateRecord("rest", "h1", "t.py::noisy", 2, 3, 2, [2, 3]),
+            PassRateRecord("rest", "h1", "t.py::flaky", 3, 3, 2, []),
+        ],
+    )
+    a_repeated_run(
+        tmp_path, "distributed", [PassRateRecord("rest", "h4", "t.py::noisy", 2, 3, 3, [])]
+    )
+    transport = transport_of(tmp_path)
+    repeats = transport[transport.index('<h3 id="repeats">') :]
+    strips = re.findall(r'<div class="repeat-strip" data-topology="([^"]+)">', repeats)
+    assert strips == ["all-on-one", "distributed"]
+    single, cluster = repeats.split('<div class="repeat-strip"')[1:]
+    assert "3 passes of 3 test(s): 1 passed in every pass; 1 saw transport errors" in single
+    assert "t.py::steady" not in single  # only where something happened
+    noisy = single[single.index("t.py::noisy") :].split("</tr>")[0]
+    assert noisy.count('class="moved"') == 2
+    assert '<td></td><td class="moved" title="transport error in pass 2">error</td>' in noisy
+    assert '<tr class="failed"><td>3</td>' in single  # flaky: failed a pass, no transport error
+    assert re.sub(r"\s+", "", single).count('<trclass="per-pass"><thcolspan="3">') == 1
+    assert '<td>0</td><td class="moved">1</td><td class="moved">1</td>' in single
+    assert "No test saw a transport error or failed in any pass." in cluster
+
+
+def test_a_run_that_did_not_repeat_says_so_beside_the_one_that_did(tmp_path: Path) -> None:
+    a_run(tmp_path, "single", "all-on-one", [case("rest", "a")])
+    a_repeated_run(
+        tmp_path, "distributed", [PassRateRecord("rest", "h4", "t\x1b[31m<b>", 2, 3, 2, [1])]
+    )
+    repeats = transport_of(tmp_path)
+    assert "ran its client layers once (no <code>--repeat</code>)" in repeats
+    assert "t\\x1b[31m&lt;b&gt;" in repeats and "<b>" not in repeats
+
+
+def test_no_strip_when_no_run_repeated(tmp_path: Path) -> None:
+    a_run(tmp_path, "single", "all-on-one", [case("rest", "a")])
+    a_run(tmp_path, "cluster", "distributed", [case("rest", "a")])
+    assert 'id="repeats"' not in transport_of(tmp_path)
+
+
+def test_a_long_strip_is_cut_and_points_at_the_runs_report(tmp_path: Path) -> None:
+    rates = [
+        PassRateRecord("rest", "h1", f"t.py::t{i}", i, 3, 3, [1])
+        for i in range(comparison.STRIP_ROWS + 5)
+    ]
+    record = a_repeated_run(tmp_path, "all-on-one", rates)
+    strip = comparison.repeat_strip(record)
+    assert strip is not None and len(strip.rows) == comparison.STRIP_ROWS
+    assert strip.left_out == 5 and strip.per_pass == (comparison.STRIP_ROWS + 5, 0, 0)
+    assert "and 5 more in <a href=" in transport_of(tmp_path)
 
 
 def test_counters_that_moved_and_alarm_come_first_the_still_ones_fold(tmp_path: Path) -> None:

@@ -128,6 +128,17 @@ def test_a_repeated_run_shows_each_tests_pass_rate_and_where_errors_fell(tmp_pat
     assert '<td class="status">2/3</td><td class=""></td><td class="moved">' in row
 
 
+def test_the_repeat_strip_shows_a_test_name_as_it_is(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "runs", "single")
+    record = RunRecord(store.run_id, "single", "single.yaml", "s", "all-on-one", "2026-01-01")
+    record.repeat = 2
+    record.pass_rates = [PassRateRecord("rest", "h1", "t.py::\x1b[31m<b>", 1, 2, 1, [2])]
+    store.write_record(record)
+    html = render_run(store.dir).read_text()
+    repeats = html[html.index("Repeats:") :]
+    assert "<td>t.py::\\x1b[31m&lt;b&gt;</td>" in repeats and "\x1b" not in repeats
+
+
 # --------------------------------------------------------------------- the handoff page
 
 HOSTILE = "<script>alert(1)</script>"
