@@ -3,8 +3,11 @@
 Before a layer, every host reads its TCP counters and starts an RST-only capture (and,
 where the live server listens, an accept-queue sampler) in one round trip. After it,
 every host waits until the layer's connections are gone (a window closed too early
-leaks a burst's late RSTs into the next one), stops the capture and reads its counters
-again, in one round trip. Then the layer's ledger files are fetched from the hosts that
+leaks a burst's late RSTs into the next one; a burst's close waits longer, see
+:func:`settle_s`), stops the capture and reads its counters again, in one round trip. A
+window that could not settle says so in its capture records and the ledger's problems,
+and the next window's attributions that could be its leftovers are judged more warily
+(:func:`warier`). Then the layer's ledger files are fetched from the hosts that
 ran it, and :mod:`orchestrator.attribution` says who sent each reset and why. Everything
 lands in the record (``counters``, ``ledger``, ``fingerprints``) and the raw evidence
 in the run directory (``captures/<layer>/<host>.txt``, ``ledger/<layer>/<host>.jsonl``),
@@ -31,10 +34,20 @@ from orchestrator.record import (
     CounterRecord,
     FingerprintRecord,
 )
+from orchestrator.suite import Layer
 from orchestrator.vault import encoded_forms, redact
 
 # How long closing a window waits for the layer's connections to be gone.
 SETTLE_S = 5.0
+# A burst's timed-out connections outlive it: a serial server drains its queue after the
+# probe gave up (60 requests x 0.3 s), so its close waits the burst's timeout plus this ...
+BURST_DRAIN_S = 10.0
+# ... but never longer than this: a window that cannot settle says so instead.
+MAX_SETTLE_S = 30.0
+# Closing a window takes this long on top of its settle wait (stopping tcpdump, counters).
+CLOSE_OVERHEAD_S = 55.0
+# The confidence levels, lowest first (orchestrator.attribution's order).
+CONFIDENCE = ("low", "medium", "high")
 # The sampler stops by itself this long after the layer's timeout, if nobody stops it.
 SAMPLER_MARGIN_S = 600
 # Events and RSTs judged per layer (the rest stay in the files).
@@ -78,21 +91,38 @@ def close_window(ctx: Context, step: LayerStep) -> dict[str, capture.WindowClose
     if ctx.inventory.database.port:
         watch.append(ctx.inventory.database.port)
 
+    settle = settle_s(step.layer)
+
     def one(name: str) -> capture.WindowClose | None:
         script = capture.window_close_script(
             ctx.layout(name),
             ctx.store.run_id,
             step.layer.name,
             watch_ports=watch,
-            settle_s=SETTLE_S,
+            settle_s=settle,
         )
         try:
-            result = ctx.transports[name].run(script, timeout=60)
+            result = ctx.transports[name].run(script, timeout=CLOSE_OVERHEAD_S + settle)
         except ReadinessError:
             return None
         return capture.parse_close(result.stdout, name)
 
     return on_all("closing the evidence window", ctx.targets, one)
+
+
+def settle_s(layer: Layer) -> float:
+    """How long closing ``layer``'s window may wait for its connections to go.
+
+    An ordinary layer's connections end with it: :data:`SETTLE_S`. A burst's do not: its
+    timed-out clients keep retransmitting, and the listener answers them with RSTs, while
+    the server drains its queue, well after the probe gave up (FINDINGS 1a, pitfall 6).
+    Closed after a flat 5 s, those resets land in the next layer's window. So a burst
+    waits its timeout plus :data:`BURST_DRAIN_S`, bounded by :data:`MAX_SETTLE_S`; what
+    is still open then is recorded (:func:`_settle_problems`) rather than waited for.
+    """
+    if layer.burst is None:
+        return SETTLE_S
+    return min(MAX_SETTLE_S, max(SETTLE_S, layer.burst.timeout_s + BURST_DRAIN_S))
 
 
 def _listen_ports(ctx: Context, step: LayerStep) -> dict[str, tuple[int, ...]]:
@@ -117,30 +147,14 @@ def record_window(
     ctx.record.counters[layer] = {
         host: _counters(opened.hosts.get(host), closed.get(host)) for host in ctx.targets
     }
+    before = unsettled_before(ctx.record.ledger.captures)  # read before this layer's
+    led = ctx.record.ledger
     rsts = _captures(ctx, layer, opened, closed)
+    led.problems += _settle_problems(layer, led.captures[layer])
     ledgers = _ledger(ctx, step)
     window, other = attribution.scoped(
-        attribution.Window(
-            layer=layer,
-            events=tuple(e for book in ledgers for e in book.events),
-            rsts=tuple(rsts),
-            captured=frozenset(
-                host
-                for host, c in ctx.record.ledger.captures[layer].items()
-                if c.status == "captured"
-            ),
-            deltas={h: _full_delta(opened.hosts.get(h), closed.get(h)) for h in ctx.targets},
-            addresses={name: frozenset({t.ip or t.address}) for name, t in ctx.targets.items()},
-            endpoints=_endpoints(ctx),
-            abort_on_overflow={
-                host: bool(o.sysctls.get("tcp_abort_on_overflow"))
-                for host, o in opened.hosts.items()
-                if o is not None
-            },
-            server_died=server_died,
-        )
+        _window(ctx, layer, ledgers, rsts, opened, closed, server_died)
     )
-    led = ctx.record.ledger
     window = _bounded(window, led.problems)
     kept = {id(e) for e in window.events}
     for book in ledgers:  # judged by the stack's errors only, like the attribution
@@ -152,15 +166,146 @@ def record_window(
         why = f"the attribution failed ({type(err).__name__}: {err}); the evidence is kept"
         errors, resets = [_unjudged(e, why) for e in window.events], []
         led.problems.append(f"layer {layer}: {why}")
+    if before is not None:
+        errors = [warier(r, before, window.addresses, reported=True) for r in errors]
+        resets = [warier(r, before, window.addresses, reported=False) for r in resets]
     led.collected = True
     led.events += len(window.events)
     led.other_events += other
     led.errors += errors
     led.resets += resets
     led.by_mechanism = attribution.by_mechanism([*led.errors, *led.resets])
-    led.finding = attribution.finding(ctx.plan.topology, led.errors, led.resets)
+    led.finding = attribution.finding(
+        ctx.plan.topology,
+        led.errors,
+        led.resets,
+        counters=ctx.record.counters,
+        bursts=ctx.record.bursts,
+        abort_on_overflow=window.abort_on_overflow,
+        servers=frozenset(ctx.servers),
+    )
     _fingerprints(ctx, step, opened, closed)
     return ledgers
+
+
+def _window(
+    ctx: Context,
+    layer: str,
+    ledgers: list[ledger.HostLedger],
+    rsts: list[Rst],
+    opened: Opened,
+    closed: Mapping[str, capture.WindowClose | None],
+    server_died: frozenset[str],
+) -> attribution.Window:
+    """Everything this layer's window holds, as the attribution takes it."""
+    return attribution.Window(
+        layer=layer,
+        events=tuple(e for book in ledgers for e in book.events),
+        rsts=tuple(rsts),
+        captured=frozenset(
+            host for host, c in ctx.record.ledger.captures[layer].items() if c.status == "captured"
+        ),
+        deltas={h: _full_delta(opened.hosts.get(h), closed.get(h)) for h in ctx.targets},
+        addresses={name: frozenset({t.ip or t.address}) for name, t in ctx.targets.items()},
+        endpoints=_endpoints(ctx),
+        abort_on_overflow=abort_on_overflow(opened),
+        server_died=server_died,
+    )
+
+
+def abort_on_overflow(opened: Opened) -> dict[str, bool]:
+    """Each host's ``tcp_abort_on_overflow`` as read when the window opened. A host that
+    did not answer, or whose value could not be read, is left out: the attribution then
+    says "unknown" for it, never "=0" (an unread value is no evidence that a full accept
+    queue drops instead of resetting)."""
+    found: dict[str, bool] = {}
+    for host, o in opened.hosts.items():
+        value = o.sysctls.get("tcp_abort_on_overflow") if o is not None else None
+        if value is not None:
+            found[host] = bool(value)
+    return found
+
+
+# -- a window that closed before its layer's connections were gone ----------------------
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """The previous window, closed while some hosts still had the layer's connections:
+    its layer, and each such host's capture record (how many lingered, how long it waited)."""
+
+    layer: str
+    hosts: Mapping[str, CaptureRecord]
+
+
+# How confident an attribution in the window after an unsettled one can be, and why: a
+# reset no test reported may be the previous layer's leftover (so only low); an error a
+# test of this layer reported is its own, but the counters that explain it may hold
+# leftovers (medium).
+LEFTOVER_RESET = ("low", "this RST may be one of that layer's late resets, not this layer's")
+LEFTOVER_ERROR = (
+    "medium",
+    "a test of this layer reported it, but the counters it was judged by may hold that "
+    "layer's late resets",
+)
+
+
+def unsettled_before(captures: Mapping[str, Mapping[str, CaptureRecord]]) -> Unsettled | None:
+    """The last window recorded so far, if it closed unsettled on any host (None if it
+    settled, or its settling is not known)."""
+    if not captures:
+        return None
+    layer = list(captures)[-1]  # windows are recorded in the order they closed
+    hosts = {h: c for h, c in captures[layer].items() if c.settled is False}
+    return Unsettled(layer, hosts) if hosts else None
+
+
+def _settle_problems(layer: str, captures: Mapping[str, CaptureRecord]) -> list[str]:
+    """One line per host where the window closed with the layer's connections still there."""
+    return [
+        f"layer {layer}: the window closed on {host} with {c.lingering or '?'} socket(s) of "
+        f"the layer still open after {c.settle_waited_s or 0:.1f} s; their late resets may "
+        "land in the next layer's window (judged there as possible leftovers)"
+        for host, c in captures.items()
+        if c.settled is False
+    ]
+
+
+def _involved(record: AttributionRecord, owners: Mapping[str, frozenset[str]]) -> set[str]:
+    """The hosts an attribution touches: the sender, the test's host, where its RST was
+    seen, and the owners of its two addresses."""
+    hosts = {h for h in (record.host, record.on) if h is not None}
+    if record.rst is not None:
+        hosts |= {seen.split()[0] for seen in record.rst.seen if seen.strip()}
+    for hostport in (record.client, record.server):
+        addr = (hostport or "").rpartition(":")[0].strip("[]")
+        hosts |= {host for host, addrs in owners.items() if addr in addrs}
+    return hosts
+
+
+def warier(
+    record: AttributionRecord,
+    before: Unsettled,
+    owners: Mapping[str, frozenset[str]],
+    *,
+    reported: bool,
+) -> AttributionRecord:
+    """An attribution judged with the previous window's leftovers in mind: when it
+    touches a host where that window closed unsettled, its confidence is lowered
+    (:data:`LEFTOVER_RESET`, or :data:`LEFTOVER_ERROR` for an error a test ``reported``)
+    and its evidence says why. Other attributions are returned as they are."""
+    hosts = sorted(_involved(record, owners) & set(before.hosts))
+    if not hosts:
+        return record
+    at_most, why = LEFTOVER_ERROR if reported else LEFTOVER_RESET
+    said = ", ".join(
+        f"{h} ({before.hosts[h].lingering or '?'} socket(s) still open after "
+        f"{before.hosts[h].settle_waited_s or 0:.1f} s)"
+        for h in hosts
+    )
+    line = f"the previous window ({before.layer}) closed unsettled on {said}: {why}"
+    level = min(CONFIDENCE.index(record.confidence), CONFIDENCE.index(at_most))
+    return replace(record, confidence=CONFIDENCE[level], evidence=[*record.evidence, line])
 
 
 def _bounded(window: attribution.Window, problems: list[str]) -> attribution.Window:
@@ -232,10 +377,11 @@ def _captures(
         o, c = opened.hosts.get(host), closed.get(host)
         if o is None or c is None:
             what = "opening" if o is None else "closing"
-            records[host] = CaptureRecord("failed", f"the host did not answer {what} the window")
+            failed = CaptureRecord("failed", f"the host did not answer {what} the window")
+            records[host] = _settled(failed, c)
             continue
         if o.capture_status != "captured":
-            records[host] = CaptureRecord(o.capture_status, o.capture_reason)
+            records[host] = _settled(CaptureRecord(o.capture_status, o.capture_reason), c)
             continue
         path = ctx.store.write_text(c.capture_text, "captures", layer, f"{host}.txt")
         status, reason, dropped = c.capture_status, c.capture_reason, c.capture_dropped or 0
@@ -249,12 +395,26 @@ def _captures(
                 if dropped
                 else f"more than {capture.MAX_CAPTURE_LINES} RSTs: the capture stopped there"
             )
-        records[host] = CaptureRecord(
-            status, reason, len(c.rsts), ctx.store.relative(path), dropped=dropped
+        records[host] = _settled(
+            CaptureRecord(status, reason, len(c.rsts), ctx.store.relative(path), dropped=dropped),
+            c,
         )
         rsts += c.rsts
     ctx.record.ledger.captures[layer] = records
     return rsts
+
+
+def _settled(record: CaptureRecord, closed: capture.WindowClose | None) -> CaptureRecord:
+    """The capture record with how the window's close settled (whatever the capture did:
+    the wait for the layer's connections does not need tcpdump)."""
+    if closed is None:
+        return record
+    return replace(
+        record,
+        settled=closed.settled,
+        lingering=closed.lingering,
+        settle_waited_s=closed.settle_waited_s,
+    )
 
 
 def _ledger(ctx: Context, step: LayerStep) -> list[ledger.HostLedger]:
@@ -300,18 +460,19 @@ def _fingerprints(
     opened: Opened,
     closed: Mapping[str, capture.WindowClose | None],
 ) -> None:
-    """How each app server took connections, taken during the first layer that used it."""
+    """How each app server took connections, taken during every layer that used it: the
+    accept-queue peak is the layer's own, and the layer that fills the queue (a burst
+    after the REST tests, a ``--repeat`` pass) is rarely the first. The record keeps the
+    largest peak and, as ``layer``, the layer it was seen in (:func:`kept_fingerprint`)."""
     if "server" not in step.layer.needs:
         return
     links = dict(ctx.plan.database_links)
     for host, server in ctx.servers.items():
-        if host in ctx.record.fingerprints:
-            continue
         o, c = opened.hosts.get(host), closed.get(host)
         threading, keep_alive = server.connection_model()
         queue = c.accept_queue.get(server.port) if c else None
         sysctls = o.sysctls if o else {}
-        ctx.record.fingerprints[host] = FingerprintRecord(
+        taken = FingerprintRecord(
             kind=server.mode,
             address=server.hostport,
             threading=threading,
@@ -324,3 +485,31 @@ def _fingerprints(
             tcp_syncookies=sysctls.get("tcp_syncookies"),
             layer=step.layer.name,
         )
+        ctx.record.fingerprints[host] = kept_fingerprint(ctx.record.fingerprints.get(host), taken)
+
+
+def kept_fingerprint(
+    before: FingerprintRecord | None, taken: FingerprintRecord
+) -> FingerprintRecord:
+    """The fingerprint to keep once ``taken`` (this layer's) is known: the one with the
+    larger accept-queue peak (the earlier one on a tie, or when this layer's peak was not
+    seen), with what it could not read (a backlog, a sysctl) filled in from the other."""
+    if before is None:
+        return taken
+    higher = taken.accept_queue_peak is not None and (
+        before.accept_queue_peak is None or taken.accept_queue_peak > before.accept_queue_peak
+    )
+    kept, other = (taken, before) if higher else (before, taken)
+    return replace(
+        kept,
+        backlog=kept.backlog if kept.backlog is not None else other.backlog,
+        somaxconn=kept.somaxconn if kept.somaxconn is not None else other.somaxconn,
+        tcp_abort_on_overflow=(
+            kept.tcp_abort_on_overflow
+            if kept.tcp_abort_on_overflow is not None
+            else other.tcp_abort_on_overflow
+        ),
+        tcp_syncookies=(
+            kept.tcp_syncookies if kept.tcp_syncookies is not None else other.tcp_syncookies
+        ),
+    )

@@ -267,6 +267,13 @@ class CaptureRecord:
     file: str | None = None  # run-relative path of the raw capture lines
     # partial: the kernel dropped packets, or there were more RSTs than a capture keeps
     dropped: int = 0
+    # Whether the layer's connections were gone when the window closed (None: not known);
+    # false: their late resets may land in the next layer's window, judged more warily.
+    settled: bool | None = None
+    # The TCP sockets on the watched ports still open when the window closed anyway.
+    lingering: int | None = None
+    # How long the close waited for the layer's connections to go, in seconds.
+    settle_waited_s: float | None = None
 
 
 @dataclass
@@ -292,11 +299,11 @@ class FingerprintRecord:
     keep_alive: bool
     database_link: str | None  # socket | tcp | None (no database)
     backlog: int | None = None  # Send-Q of the listener in ss -ltn: the backlog in force
-    accept_queue_peak: int | None = None  # largest Recv-Q seen during the layer
+    accept_queue_peak: int | None = None  # largest Recv-Q seen in any layer that used it
     somaxconn: int | None = None
     tcp_abort_on_overflow: int | None = None
     tcp_syncookies: int | None = None
-    layer: str | None = None  # the layer it was taken during
+    layer: str | None = None  # the layer in which that largest Recv-Q was seen
 
 
 @dataclass

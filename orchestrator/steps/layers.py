@@ -119,13 +119,11 @@ def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list
         secrets=ctx.secret_values(),
         health_path=ctx.inventory.application.health_path,
     )
-    died: frozenset[str] = frozenset()  # server hosts whose server was found dead
-    if outcome.status in ("failed", "timeout"):
-        outcome, died = _blame_the_stack(ctx, step, outcome)
+    outcome, died = _checked(ctx, step, outcome)
     closed = forensics.close_window(ctx, step)
+    ctx.record.bursts += outcome.bursts  # before the window's finding, which reads them
     books = forensics.record_window(ctx, step, opened, closed, server_died=died)
     ctx.record.layers.append(replace(outcome.to_record(), repeat=number, start_s=start_s))
-    ctx.record.bursts += outcome.bursts
     _keep_tests(ctx)
     if outcome.setup:
         _say(ctx, hosts, True, layer.name, _step_summary(outcome))
@@ -133,6 +131,24 @@ def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list
     else:
         ctx.progress(hosts, layer.name, _summary(outcome))
     return outcome, books
+
+
+def _checked(
+    ctx: Context, step: LayerStep, outcome: LayerOutcome
+) -> tuple[LayerOutcome, frozenset[str]]:
+    """The layer's outcome once its stack is checked where that can change the verdict
+    or the attribution, and the server hosts whose server was found dead.
+
+    A failed or timed-out layer is checked (:func:`_blame_the_stack`). So is every burst
+    layer, though a burst that ran passes whatever it measured: a burst is what kills a
+    server (an overflow, a worker that dies under load), and one that died during it must
+    reach the attribution (``server_died``: its resets are
+    ``killed-with-queued-connections``) and the verdict (an ``error``, as for any layer
+    whose server died), never a plain pass. A burst on a healthy stack stays as it was.
+    """
+    if outcome.status in ("failed", "timeout") or step.layer.burst is not None:
+        return _blame_the_stack(ctx, step, outcome)
+    return outcome, frozenset()
 
 
 def _say(ctx: Context, hosts: str, step: bool, name: str, message: str) -> None:
@@ -217,8 +233,9 @@ def _blame_the_stack(
 ) -> tuple[LayerOutcome, frozenset[str]]:
     """A failed layer is the application's fault only if the stack it ran on was healthy.
 
-    Asked after a failure only (a healthy run pays nothing): is every component the
-    layer needed still running and answering, and did the layer end on its own? If not,
+    Asked after a failure, and after every burst (which passes whatever the server did; a
+    healthy run of tests pays nothing): is every component the layer needed still running
+    and answering, and did the layer end on its own? If not,
     the layer is an ``error`` naming the component, its host and its log's last lines:
     infrastructure, exit 3, never "not ready". Also gives the hosts whose server was found
     dead (the attribution's evidence for a server killed with connections queued).

@@ -19,6 +19,7 @@ import struct
 import subprocess
 import textwrap
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -371,6 +372,26 @@ for name, host in (("both refuse", "dual.test"), ("last", "127.0.0.1")):
 print(json.dumps(seen))
 """
 
+# A retry loop of the suite's own: refused twice by a server not yet listening, then
+# connected to the same address. Both refusals were swallowed; both must be in the ledger.
+RETRY = """\
+import json, socket, sys
+
+server = socket.socket()
+server.bind(("127.0.0.1", 0))  # bound, not listening yet: a connect is refused
+port = server.getsockname()[1]
+seen = []
+for attempt in range(3):
+    if attempt == 2:
+        server.listen(1)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        seen.append("connected")
+    except ConnectionRefusedError:
+        seen.append("refused")
+print(json.dumps({"port": port, "seen": seen}))
+"""
+
 # Bookkeeping that cannot work (a bare _socket.socket has no weak reference) after
 # calls that succeeded.
 RAW_SOCKET = """\
@@ -593,6 +614,7 @@ def jobs(python: Path, ports: dict[str, int]) -> dict[str, Callable[[Path], Chil
         "requests": lambda d: script(python, d, REQUESTS, ports),
         "httpx": lambda d: script(python, d, HTTPX, ports),
         "fallback": lambda d: script(python, d, FALLBACK, ports),
+        "retry loop": lambda d: script(python, d, RETRY, ports),
         "raw socket": lambda d: script(python, d, RAW_SOCKET, ports),
         "no retry": lambda d: pytest_session(python, d, NO_RETRY, ports),
         "flaky": lambda d: pytest_session(
@@ -769,6 +791,117 @@ def test_a_refused_first_address_of_a_fallback_is_not_recorded(
         ("connect", "ECONNREFUSED", f"127.0.0.1:{ports['refused']}"),
         ("connect", "ECONNREFUSED", f"127.0.0.1:{ports['refused']}"),
     ]
+
+
+def test_refusals_a_retry_loop_swallowed_before_it_connected_are_all_recorded(
+    children: dict[str, Child],
+) -> None:
+    child = children["retry loop"]
+    assert child.returncode == 0, child.stderr
+    assert child.report["seen"] == ["refused", "refused", "connected"]
+    port = child.report["port"]
+    assert [(e["op"], e["errno"], e["remote"]) for e in child.errors()] == [
+        ("connect", "ECONNREFUSED", f"127.0.0.1:{port}"),
+        ("connect", "ECONNREFUSED", f"127.0.0.1:{port}"),
+    ]
+
+
+# The addresses where nothing listens (yet): the kernel refuses a connect to them.
+REFUSING: set[tuple[Any, ...]] = set()
+
+
+class Dialled:
+    """A socket as the recorder sees it around a connect."""
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 40000)
+
+    def getpeername(self) -> tuple[str, int]:
+        raise OSError(107, "Transport endpoint is not connected")
+
+
+def _kernel_connect(sock: Dialled, address: tuple[Any, ...]) -> None:
+    if address in REFUSING:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+CONNECT = recorder._wrap_connect(_kernel_connect)
+LOOPBACK_V6, LOOPBACK_V4 = ("::1", 8000, 0, 0), ("127.0.0.1", 8000)
+
+
+def dial(address: tuple[Any, ...]) -> str:
+    """One connect through the recorder's wrapper: ``refused`` or ``connected``."""
+    try:
+        CONNECT(Dialled(), address)
+    except ConnectionRefusedError:
+        return "refused"
+    return "connected"
+
+
+@pytest.fixture
+def written(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The lines the recorder writes in this process, from a clean slate of held lines."""
+    lines: list[dict[str, Any]] = []
+    monkeypatch.setattr(recorder, "write", lines.append)
+    monkeypatch.setattr(recorder, "_held", {})
+    REFUSING.clear()
+    return lines
+
+
+def refusals(written: list[dict[str, Any]]) -> list[str]:
+    recorder.flush_held()  # what a test's end writes
+    return [line["remote"] for line in written if line["errno"] == "ECONNREFUSED"]
+
+
+def test_a_refusal_then_a_reconnect_to_the_same_address_keeps_the_refusal(
+    written: list[dict[str, Any]],
+) -> None:
+    REFUSING.add(LOOPBACK_V4)
+    assert dial(LOOPBACK_V4) == "refused"
+    REFUSING.clear()  # the server is back: the suite's retry connects
+    assert dial(LOOPBACK_V4) == "connected"
+    assert refusals(written) == ["127.0.0.1:8000"]
+
+
+def test_two_refusals_then_a_reconnect_keep_both_refusals(written: list[dict[str, Any]]) -> None:
+    REFUSING.add(LOOPBACK_V4)
+    assert [dial(LOOPBACK_V4), dial(LOOPBACK_V4)] == ["refused", "refused"]
+    REFUSING.clear()
+    assert dial(LOOPBACK_V4) == "connected"
+    assert refusals(written) == ["127.0.0.1:8000", "127.0.0.1:8000"]
+
+
+def test_the_resolvers_other_address_tried_at_once_is_still_a_fallback(
+    written: list[dict[str, Any]],
+) -> None:
+    REFUSING.add(LOOPBACK_V6)  # localhost: ::1 refused, 127.0.0.1 takes it
+    assert [dial(LOOPBACK_V6), dial(LOOPBACK_V4)] == ["refused", "connected"]
+    assert refusals(written) == []
+
+
+def test_another_address_tried_only_after_a_pause_is_a_retry_not_a_fallback(
+    written: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder, "FALLBACK_S", 0.01)
+    REFUSING.add(LOOPBACK_V6)
+    assert dial(LOOPBACK_V6) == "refused"
+    time.sleep(0.05)  # a retry loop's backoff, not create_connection's next address
+    assert dial(LOOPBACK_V4) == "connected"
+    assert refusals(written) == ["[::1]:8000"]
+
+
+def test_a_refusal_held_by_an_ended_thread_is_not_dropped_by_a_thread_reusing_its_id(
+    written: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder, "get_ident", lambda: 7)  # the kernel reuses the id
+    REFUSING.add(LOOPBACK_V6)
+    seen: list[str] = []
+    for address in (LOOPBACK_V6, LOOPBACK_V4):  # one thread each, one after the other
+        thread = threading.Thread(target=lambda a=address: seen.append(dial(a)))
+        thread.start()
+        thread.join()
+    assert seen == ["refused", "connected"]
+    assert refusals(written) == ["[::1]:8000"]
 
 
 def test_bookkeeping_that_fails_after_a_successful_call_changes_nothing_for_the_caller(

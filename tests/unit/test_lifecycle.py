@@ -675,3 +675,156 @@ def test_each_step_records_its_round_trips_to_each_host(
     # Three layers: each at least runs its command and fetches its JUnit.
     assert steps["layers"]["h1"] >= 6
     assert steps["layers"]["h1"] <= fake.round_trips  # teardown's come after the steps
+
+
+# -- bursts: the stack checked after them, their window given time to settle ---------------
+
+BURST_SUITE = """\
+layers:
+  - {name: rest, role: client, command: python -m pytest it, needs: [database, server]}
+  - {name: burst-60, role: client, needs: [database, server], burst: {requests: 60}}
+  - {name: after, role: client, command: python -m pytest after, needs: [database, server]}
+"""
+BURST_SUMMARY = json.dumps(
+    {
+        "kind": "readiness-burst",
+        "v": 1,
+        "url": "http://10.0.0.2:8000/",
+        "requests": 60,
+        "ok": 52,
+        "errors": {"ETIMEDOUT": 8},
+        "latency_ms": {"p50": 310.0, "p90": 1100.5, "p99": 1203.0, "max": 1250.0},
+        "slow": 9,
+        "duration_s": 10.2,
+    }
+)
+SERVER_CHECK = re.escape("it does not answer $url")  # only the server's health check says it
+
+
+@pytest.fixture
+def burst_plan(app_dir: Path, write_yaml: Write) -> Callable[[Options], Plan]:
+    inventory = load_inventory(write_yaml("single.yaml", SINGLE))
+    suite = load_suite(write_yaml("burst-suite.yaml", BURST_SUITE))
+    return lambda options: build_plan(inventory, suite, options)
+
+
+def window_close(settled: bool, waited_ms: int, lingering: int, peak: int) -> str:
+    """What closing a window prints on a host with no tcpdump, whose sampler saw ``peak``
+    connections waiting in the server's accept queue (port 8000, backlog 10)."""
+    return (
+        f"@@readiness settle\nsettled {int(settled)}\nwaited_ms {waited_ms}\n"
+        f"lingering {lingering}\n"
+        f"@@readiness sampler\nstatus sampled\n8000 10 {peak}\n"
+        "@@readiness capture\nstatus unavailable no capture ran in this window\n"
+    )
+
+
+class Bursting(JunitEverywhere):
+    """A host that runs the burst probe and closes each layer's window as ``closes`` says
+    (layer -> output); the rest as JunitEverywhere."""
+
+    closes: dict[str, str]
+
+    def run(self, script: str, **kw: Any) -> Result:
+        layer = re.search(r"^layer=(\S+)$", script, re.MULTILINE)
+        if "@@readiness settle" in script and layer and layer[1] in self.closes:
+            super().run(script, **kw)  # recorded like any other
+            return Result(script, 0, self.closes[layer[1]], "", 0.0, False, self.name)
+        return super().run(script, **kw)
+
+
+def bursting(closes: dict[str, str] | None = None, cls: type[Bursting] = Bursting) -> Bursting:
+    fake = cls("h1")
+    fake.on("READINESS_BURST_EOF", stdout=BURST_SUMMARY + "\n")
+    fake.closes = closes or {}
+    return fake
+
+
+def test_a_burst_on_a_healthy_stack_passes_and_its_server_was_checked(
+    tmp_path: Path, burst_plan: Callable[[Options], Plan]
+) -> None:
+    fake = bursting()
+    code, record, _ = run(tmp_path, burst_plan(Options()), fake)
+    assert code == 0 and [layer["status"] for layer in record["layers"]] == ["passed"] * 3
+    probe = next(i for i, s in enumerate(fake.scripts) if "READINESS_BURST_EOF" in s)
+    assert any(re.search(SERVER_CHECK, s) for s in fake.scripts[probe:])  # though it passed
+
+
+def test_a_server_that_died_during_a_burst_makes_the_burst_an_infrastructure_error(
+    tmp_path: Path, burst_plan: Callable[[Options], Plan]
+) -> None:
+    fake = bursting()
+    fake.on(SERVER_CHECK, exit_code=1, stderr="its process (4242) is gone\n")
+    code, record, _ = run(tmp_path, burst_plan(Options(keep_going=True)), fake)
+    assert code == 3 and record["verdict"] == "error"
+    burst = record["layers"][1]
+    assert burst["status"] == "error" and "the testserver on h1 died" in burst["reason"]
+    assert "(4242) is gone" in burst["reason"]
+    # Measured all the same, and the next layer that needs the server gets a fresh one.
+    assert [b["ok"] for b in record["bursts"]] == [52]
+    starts = [s for s in fake.scripts if "manage.py testserver" in s and "setsid" in s]
+    assert len(starts) == 2
+
+
+def test_a_burst_window_waits_for_its_timed_out_connections_and_says_when_it_could_not(
+    tmp_path: Path, burst_plan: Callable[[Options], Plan]
+) -> None:
+    fake = bursting({"burst-60": window_close(False, 20000, 12, 11)})
+    code, record, _ = run(tmp_path, burst_plan(Options()), fake)
+    assert code == 0
+    closes = {
+        call.script.split("\nlayer=")[1].split("\n")[0]: call
+        for call in fake.calls
+        if "@@readiness settle" in call.script
+    }
+    # 10 s of burst timeout and a drain allowance, in tenths; an ordinary layer waits 5 s.
+    assert "-lt 200 ]" in closes["burst-60"].script and "-lt 50 ]" in closes["rest"].script
+    assert closes["burst-60"].timeout is not None and closes["burst-60"].timeout >= 20
+    ledger = record["ledger"]
+    burst = ledger["captures"]["burst-60"]["h1"]
+    assert (burst["settled"], burst["lingering"], burst["settle_waited_s"]) == (False, 12, 20.0)
+    assert ledger["problems"] == [
+        "layer burst-60: the window closed on h1 with 12 socket(s) of the layer still open "
+        "after 20.0 s; their late resets may land in the next layer's window (judged there "
+        "as possible leftovers)"
+    ]
+
+
+class ResetAfterTheBurst(Bursting):
+    """The layer after an unsettled burst: one of its tests reset by the server."""
+
+    def get(self, remote_path: str) -> bytes:
+        if remote_path.endswith("/after.ledger.jsonl"):
+            return (
+                ledger_line("error", 1, 1.0) + attempt_line(1, 1.1, 1, "passed", False)
+            ).encode()
+        return super().get(remote_path)
+
+
+def test_a_reset_in_the_window_after_an_unsettled_burst_says_it_may_be_a_leftover(
+    tmp_path: Path, burst_plan: Callable[[Options], Plan]
+) -> None:
+    fake = bursting({"burst-60": window_close(False, 20000, 12, 11)}, ResetAfterTheBurst)
+    _, record, _ = run(tmp_path, burst_plan(Options()), fake)
+    (error,) = record["ledger"]["errors"]
+    assert error["layer"] == "after"
+    assert any(
+        line.startswith("the previous window (burst-60) closed unsettled on h1 (12 socket(s)")
+        for line in error["evidence"]
+    )
+
+
+def test_the_fingerprint_keeps_the_largest_accept_queue_peak_of_any_layer(
+    tmp_path: Path, burst_plan: Callable[[Options], Plan]
+) -> None:
+    fake = bursting(
+        {
+            "rest": window_close(True, 100, 0, 2),
+            "burst-60": window_close(True, 9000, 0, 11),
+            "after": window_close(True, 100, 0, 1),
+        }
+    )
+    _, record, _ = run(tmp_path, burst_plan(Options()), fake)
+    fingerprint = record["fingerprints"]["h1"]
+    assert (fingerprint["accept_queue_peak"], fingerprint["layer"]) == (11, "burst-60")
+    assert fingerprint["backlog"] == 10

@@ -39,7 +39,7 @@ import os
 import sys
 import time
 import weakref
-from _thread import get_ident
+from _thread import _local, get_ident
 from functools import partial
 
 TYPE_CHECKING = False
@@ -241,7 +241,8 @@ def errno_name(exc: BaseException) -> str | None:
 def exception_chain(exc: BaseException, limit: int = 32) -> Iterator[BaseException]:
     """The exception and what it wraps: causes, contexts, exceptions in its args
     (urllib3's ProtocolError, requests' ConnectionError) and a ``reason`` (MaxRetryError)."""
-    todo, seen = [exc], set[int]()
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()  # an annotation, not ``set[int]()``: hosts run Python 3.7+
     while todo and len(seen) < limit:
         current = todo.pop(0)
         if id(current) in seen:
@@ -342,40 +343,101 @@ def _reuse(conn: Conn | None, op: str) -> tuple[bool, float | None]:
 # socket.create_connection (urllib3's and httpcore's too) tries every address the
 # resolver gives: with ``localhost`` and a server on 127.0.0.1 only, each connection is
 # refused on ::1 first, then made on 127.0.0.1. That refusal is no failure of the test.
-# So a failed connect is held back, per thread, and dropped if the thread's next socket
-# call is a successful connect to the same port; it is written at the thread's next
-# other socket call, when the test ends (the plugin: at the end of each of its phases;
-# unittest: when it stops) or at exit, whichever comes first. The price: another thread
-# caught between its two connects just then has its fallback written (microseconds).
+# So a failed connect is held back, per thread, and dropped only if the thread's next
+# socket call is a successful connect that looks like the resolver's next address: the
+# same port, another address, started within FALLBACK_S of the failure. A connect to the
+# same address again is a retry (the suite's own loop, or urllib3's): the refusal it
+# swallowed is what the ledger exists for, so it is written. A held line is written at
+# the thread's next other socket call, when the test ends (the plugin: at the end of
+# each of its phases; unittest: when it stops) or at exit, whichever comes first. The
+# price: another thread caught between its two connects just then has its fallback
+# written (microseconds).
 
-_held: dict[int, tuple[object, dict[str, Any]]] = {}  # thread -> (port tried, line)
+# create_connection connects the next address in the same loop, microseconds after the
+# refusal; a connect to another address later than this is another attempt (a retry
+# loop's backoff), not a fallback. Far above the loop's own time, so that a GIL shared
+# with a burst's many threads cannot make a fallback look like a retry.
+FALLBACK_S = 0.5
+
+# Whose held line it is: thread ids are reused once a thread ends, so an id alone could
+# let a new thread's connect drop the line of an ended one. A per-thread token cannot.
+_thread_token = _local()
 
 
-def _port(target: object) -> object:
-    """The port a connect tried: a fallback tries other addresses, never another port."""
-    return target[1] if isinstance(target, tuple) and len(target) >= 2 else None
+def _token() -> object:
+    """This thread's token, made on first use (an ended thread's token dies with it)."""
+    token = getattr(_thread_token, "token", None)
+    if token is None:
+        token = _thread_token.token = object()
+    return token
 
 
-def _hold(line: dict[str, Any], port: object) -> None:
+class Held:
+    """A failed connect held back: its line, the thread that holds it, and what tells a
+    fallback from a retry (the address and port it tried, when it failed)."""
+
+    __slots__ = ("host", "line", "owner", "port", "since", "taken")
+
+    def __init__(self, line: dict[str, Any], target: object) -> None:
+        self.line = line
+        self.owner = _token()
+        self.host, self.port = _host_port(target)
+        self.since = time.monotonic()
+        self.taken = self.since  # when the thread's next socket call took it
+
+
+_held: dict[int, Held] = {}  # thread id -> its held-back failure
+
+
+def _host_port(target: object) -> tuple[object, object]:
+    """The address and port a connect tried (None, None: a Unix socket's path)."""
+    if isinstance(target, tuple) and len(target) >= 2:
+        return target[0], target[1]
+    return None, None
+
+
+def _is_fallback(held: Held, target: object) -> bool:
+    """Was the held failure only the first address of the connect now made to
+    ``target``? Same port, another address, at once. Anything else (the same address
+    again, another port, a pause) is a real failure the caller went on from."""
+    host, port = _host_port(target)
+    return (
+        held.port is not None
+        and held.port == port
+        and held.host != host
+        and held.taken - held.since <= FALLBACK_S
+    )
+
+
+def _hold(line: dict[str, Any], target: object) -> None:
     """Keep a failed connect's line until this thread's next socket call tells whether
     it was a fallback (see above)."""
     release(_held.pop(get_ident(), None))
-    _held[get_ident()] = (port, line)
+    _held[get_ident()] = Held(line, target)
 
 
-def _take_held() -> tuple[object, dict[str, Any]] | None:
-    """This thread's held-back connect failure, taken out (the caller decides)."""
-    return _held.pop(get_ident(), None)
+def _take_held() -> Held | None:
+    """This thread's held-back connect failure, taken out (the caller decides). One
+    left by an ended thread whose id this thread reuses is not this thread's to judge:
+    it is written."""
+    held = _held.pop(get_ident(), None)
+    if held is None:
+        return None
+    if held.owner is not _token():
+        release(held)
+        return None
+    held.taken = time.monotonic()
+    return held
 
 
-def release(held: tuple[object, dict[str, Any]] | None) -> None:
+def release(held: Held | None) -> None:
     """Write a held-back line (never raises). One held before a fork, by the parent, is
     the parent's to write: the child drops it."""
     if held is None:
         return
     try:
-        if held[1]["pid"] == os.getpid():
-            emit(held[1])
+        if held.line["pid"] == os.getpid():
+            emit(held.line)
     except Exception as exc:
         complain(exc)
 
@@ -404,7 +466,7 @@ def _failed(sock: Any, op: str, exc: BaseException, remote: object = None) -> No
         reused, idle = _reuse(conn, op)
         line = error_line(op, exc, name, (local, peer), reused, "socket", idle)
         if op == "connect":
-            _hold(line, _port(remote))
+            _hold(line, remote)
         else:
             emit(line)
     except Exception as error:
@@ -436,11 +498,11 @@ def _received(sock: Any) -> None:
         complain(exc)
 
 
-def _connected(sock: Any, target: object, held: tuple[object, dict[str, Any]] | None) -> None:
-    """A connect succeeded: a new connection. A failure this thread held back, to the
-    same port, was an address tried before this one: dropped."""
+def _connected(sock: Any, target: object, held: Held | None) -> None:
+    """A connect succeeded: a new connection. A failure this thread held back is dropped
+    only if it was the resolver's other address for this one (:func:`_is_fallback`)."""
     try:
-        if held is not None and (held[0] is None or held[0] != _port(target)):
+        if held is not None and not _is_fallback(held, target):
             release(held)
         _conns.pop(id(sock), None)  # a reconnect starts a new connection
         _track(sock, target)
@@ -448,9 +510,7 @@ def _connected(sock: Any, target: object, held: tuple[object, dict[str, Any]] | 
         complain(exc)
 
 
-def _connect_ex_done(
-    sock: Any, target: object, code: object, held: tuple[object, dict[str, Any]] | None
-) -> None:
+def _connect_ex_done(sock: Any, target: object, code: object, held: Held | None) -> None:
     """``connect_ex`` returns its error: a code of a connection error is a failed connect
     (held back like one); 0 a connection; anything else (EINPROGRESS) neither."""
     try:
