@@ -26,6 +26,7 @@ from orchestrator.deploy import (
     HostConfig,
     HostNeeds,
     Probe,
+    PushReport,
     drifted,
     install_script,
     installer_used,
@@ -388,7 +389,10 @@ class Deployed:
         return parse_probe(result.stdout)
 
     def push(self, found: Probe) -> tuple[str, ...]:
-        return push(self.local, self.layout, sys.executable, self.needs, self.artifacts, found).sent
+        return self.report(found).sent
+
+    def report(self, found: Probe) -> PushReport:
+        return push(self.local, self.layout, sys.executable, self.needs, self.artifacts, found)
 
     @property
     def site_packages(self) -> Path:
@@ -543,14 +547,7 @@ def test_a_one_file_change_sends_only_that_file_and_the_host_holds_the_new_tree(
     (tmp_path / "src" / "manage.py").unlink()  # alias.py now points at nothing: a link still
     changed = rebuilt(host, tmp_path)
 
-    report = push(
-        changed.local,
-        changed.layout,
-        sys.executable,
-        changed.needs,
-        changed.artifacts,
-        changed.probe(),
-    )
+    report = changed.report(changed.probe())
 
     assert report.sent == ("app",) and report.patched == (("app", 1, 1),)
     assert report.bytes_sent < len(changed.artifacts.app.data) / 4
@@ -580,14 +577,7 @@ def test_a_file_become_a_folder_and_a_folder_emptied_patch_to_the_exact_tree(
     (src / "pkg" / "views.py" / "__init__.py").write_text("Y = 1\n")
     second = rebuilt(first, tmp_path)
 
-    report = push(
-        second.local,
-        second.layout,
-        sys.executable,
-        second.needs,
-        second.artifacts,
-        second.probe(),
-    )
+    report = second.report(second.probe())
     assert report.sent == ("app",) and report.patched == (("app", 1, 2),), report
 
     app = Path(second.layout.app)
@@ -615,9 +605,7 @@ def test_a_host_not_holding_the_tree_it_reported_gets_the_bundle_whole(
     found = changed.probe()
     Path(changed.layout.app, "pkg", "planted.py").write_text("after the probe\n")
 
-    report = push(
-        changed.local, changed.layout, sys.executable, changed.needs, changed.artifacts, found
-    )
+    report = changed.report(found)
 
     assert report.sent == ("app",) and report.patched == () and report.round_trips == 2
     assert not Path(changed.layout.app, "pkg", "planted.py").exists()
