@@ -23,6 +23,7 @@ import io
 import os
 import re
 import tarfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ class Trees:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._lock = threading.Lock()
+        self._patches: dict[tuple[str, str], Delta | None] = {}
 
     def keep(self, bundle: Bundle) -> None:
         """Remember ``bundle``'s manifest (a cache: a disk that refuses only costs a whole
@@ -74,6 +77,17 @@ class Trees:
         entries = dict(zip(fields[::2], fields[1::2], strict=True))
         return entries if tree_state.files_digest(entries.items()) == tree else None
 
+    def patch(self, bundle: Bundle, tree: str) -> Delta | None:
+        """What a host holding tree ``tree`` needs to hold ``bundle`` (None: send it
+        whole). Worked out once per pair and shared: every host of a run that holds the
+        same version gets the same difference, however many push at once."""
+        key = (bundle.tree, tree)
+        with self._lock:
+            if key not in self._patches:
+                held = self.held(tree)
+                self._patches[key] = delta(bundle, held) if held is not None else None
+            return self._patches[key]
+
     def _prune(self) -> None:
         kept = sorted(
             (p for p in self.folder.iterdir() if _TREE.fullmatch(p.name)),
@@ -102,25 +116,28 @@ class Delta:
 
 def delta(bundle: Bundle, held: Mapping[bytes, bytes]) -> Delta | None:
     """The difference from ``held`` to ``bundle``; None when it would not be smaller than
-    the bundle itself (then the bundle is sent whole)."""
+    the bundle itself (then the bundle is sent whole). When most files differ it is not
+    even built; otherwise it is compressed as it is written and given up as soon as it
+    outgrows the bundle, so it never costs more memory than the bundle does."""
     wanted = dict(bundle.manifest)
     changed = {path for path, entry in wanted.items() if held.get(path) != entry}
+    if 2 * len(changed) > len(wanted):
+        return None
     # A name that is not a file or link of the new tree (or became a folder) goes first:
     # the folders it leaves empty are removed before the new files are unpacked.
     gone = sorted(path for path in held if path not in wanted)
-    raw = io.BytesIO()
+    removed = b"".join(path + b"\0" for path in gone)
+    out = io.BytesIO()
     with (
         tarfile.open(fileobj=io.BytesIO(bundle.data), mode="r:gz") as source,
-        tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as out,
+        gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for member in source:
             if member.name.encode("utf-8", "surrogateescape") not in changed:
                 continue
-            out.addfile(member, source.extractfile(member) if member.isfile() else None)
-    result = Delta(
-        data=gzip.compress(raw.getvalue(), compresslevel=6, mtime=0),
-        removed=b"".join(path + b"\0" for path in gone),
-        changed=len(changed),
-        gone=len(gone),
-    )
+            tar.addfile(member, source.extractfile(member) if member.isfile() else None)
+            if out.tell() + len(removed) >= len(bundle.data):
+                return None
+    result = Delta(out.getvalue(), removed, len(changed), len(gone))
     return result if result.size < len(bundle.data) else None

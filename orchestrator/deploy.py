@@ -1,6 +1,7 @@
 """Deploy: put the database, the server and the client on their hosts, idempotently.
 
-Per host the deploy is three round trips at most, whatever the number of components:
+Per host the deploy is three round trips at most, whatever the number of components
+(four when a host refuses a patch, below):
 
 1. **probe**: one script reports what the host already has (digests of the code,
    virtualenvs and settings it holds) and its facts (Python, TCP settings, and on the
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import IO
 
 from orchestrator.bundle import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, Bundle
-from orchestrator.delta import PATCH_FAILED_EXIT, Delta, Trees, delta
+from orchestrator.delta import PATCH_FAILED_EXIT, Delta, Trees
 from orchestrator.exceptions import HostError
 from orchestrator.installer import Tool
 from orchestrator.layout import MARKER_VAR, Layout
@@ -132,8 +133,9 @@ class PushReport:
     drifted: tuple[str, ...] = ()
     # What built the virtualenvs ("uv 0.9.30", "pip"); None when none was built.
     installer: str | None = None
-    # The code parts of ``sent`` sent as a difference: (part, files sent, names removed).
-    patched: tuple[tuple[str, int, int], ...] = ()
+    # The code parts of ``sent`` sent as a difference: (part, files sent, names removed,
+    # whether the host took it; one it refused was sent whole in a second round trip).
+    patched: tuple[tuple[str, int, int, bool], ...] = ()
 
 
 def secrets_text(values: Mapping[str, str]) -> str:
@@ -342,8 +344,7 @@ def patches_for(parts: list[str], found: Probe, artifacts: Artifacts) -> dict[st
     for part in ("app", "client"):
         if part not in parts or artifacts.trees is None:
             continue
-        held = artifacts.trees.held(found.markers.get(f"{part}_tree", ""))
-        patch = delta(artifacts.bundle(part), held) if held is not None else None
+        patch = artifacts.trees.patch(artifacts.bundle(part), found.markers.get(f"{part}_tree", ""))
         if patch is not None:
             out[part] = patch
     return out
@@ -433,7 +434,7 @@ def push(
     parts = missing(needs, found, artifacts)
     if not parts:
         return PushReport(transport.name, (), 0, 0, time.monotonic() - start)
-    patches = patches_for(parts, found, artifacts)
+    tried = patches = patches_for(parts, found, artifacts)
     trips = size = 0
     while True:
         with open_push_stream(parts, needs, artifacts, patches) as stream:
@@ -444,7 +445,9 @@ def push(
         trips += 1
         if not (patches and result.exit_code == PATCH_FAILED_EXIT and not result.timed_out):
             break
-        patches = {}  # the host's tree was not the one it reported: send the bundles whole
+        # The host's folder was not the tree it reported (changed since the probe): the
+        # whole stream again, with the bundles whole. Rare, so simple: one more round trip.
+        patches = {}
     result.check("installing the application and its virtualenvs")
     return PushReport(
         transport.name,
@@ -456,7 +459,7 @@ def push(
         installer=installer_used(result.stdout)
         if any(p.startswith("wheels-") for p in parts)
         else None,
-        patched=tuple((part, d.changed, d.gone) for part, d in patches.items()),
+        patched=tuple((part, d.changed, d.gone, part in patches) for part, d in tried.items()),
     )
 
 

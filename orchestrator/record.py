@@ -81,6 +81,9 @@ class PatchRecord:
     # Files and links sent (new or changed), and names removed on the host.
     files: int
     removed: int
+    # False: the host's folder was not the version its probe reported (changed since),
+    # so the patch was refused and the part sent whole in a second round trip.
+    applied: bool = True
 
 
 @dataclass

@@ -9,11 +9,14 @@ and ``my.cnf`` render plain text, the HTML report autoescapes, and the remote sc
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import jinja2
+import jinja2.bccache
 
 
 class _SuffixLoader(jinja2.PackageLoader):
@@ -50,19 +53,38 @@ def environment(
         finalize=finalize,
         trim_blocks=trim_blocks,
         lstrip_blocks=trim_blocks,
-        bytecode_cache=_compiled(),
+        bytecode_cache=_compiled(
+            f"{folder}|{autoescape}|{finalize and finalize.__module__}."
+            f"{finalize and finalize.__qualname__}|{trim_blocks}|{j2_suffix}"
+        ),
     )
 
 
+class _Compiled(jinja2.FileSystemBytecodeCache):
+    """Jinja's cache of compiled templates, as a cache should be: a folder that fills up or
+    vanishes during a run costs a compile, never a render."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().load_bytecode(bucket)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
 @cache
-def _compiled() -> jinja2.BytecodeCache | None:
+def _compiled(options: str) -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs: compiling the report's and the scripts'
     templates anew cost about 0.8 s of every run. Jinja's own cache folder (in the
     temporary folder, one per user, refused unless it is the user's own and closed to
-    others) keys each template by its source's checksum and the Python version, so an
-    edited template or another Python recompiles. Without a usable folder, no cache."""
+    others) keys a template by its name and source's checksum only, not by what the
+    environment compiles into it (autoescaping, the scripts' shell quoting): so each set
+    of ``options``, and each Jinja version, has its own file names. Without a usable
+    folder, no cache."""
+    tag = hashlib.sha256(f"{jinja2.__version__}|{options}".encode()).hexdigest()[:16]
     try:
-        return jinja2.FileSystemBytecodeCache()
+        return _Compiled(pattern=f"__readiness_{tag}_%s.cache")
     except (OSError, RuntimeError):  # RuntimeError: Jinja found the folder unsafe
         return None
 

@@ -248,7 +248,10 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
             entry.round_trips = report.round_trips
             entry.installer = report.installer
             entry.patched = [PatchRecord(*patch) for patch in report.patched]
-    patched = {p: f"{p} ({files} changed, {gone} removed)" for p, files, gone in report.patched}
+    patched = {
+        p: f"{p} ({files} changed, {gone} removed)" if ok else f"{p} (whole: the patch was refused)"
+        for p, files, gone, ok in report.patched
+    }
     what = ", ".join(patched.get(part, part) for part in report.sent) or "nothing (up to date)"
     if report.installer:
         what += f"; venvs built with {report.installer}"

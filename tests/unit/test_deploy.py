@@ -549,7 +549,7 @@ def test_a_one_file_change_sends_only_that_file_and_the_host_holds_the_new_tree(
 
     report = changed.report(changed.probe())
 
-    assert report.sent == ("app",) and report.patched == (("app", 1, 1),)
+    assert report.sent == ("app",) and report.patched == (("app", 1, 1, True),)
     assert report.bytes_sent < len(changed.artifacts.app.data) / 4
     assert report.round_trips == 1
     app = Path(changed.layout.app)
@@ -578,12 +578,38 @@ def test_a_file_become_a_folder_and_a_folder_emptied_patch_to_the_exact_tree(
     second = rebuilt(first, tmp_path)
 
     report = second.report(second.probe())
-    assert report.sent == ("app",) and report.patched == (("app", 1, 2),), report
+    assert report.sent == ("app",) and report.patched == (("app", 1, 2, True),), report
 
     app = Path(second.layout.app)
     assert not (app / "views_dir").exists()
     assert (app / "pkg" / "views.py" / "__init__.py").read_text() == "Y = 1\n"
     assert second.probe().markers["app_tree"] == second.artifacts.app.tree
+
+
+def test_a_patched_folder_has_the_modes_a_whole_unpack_gives(tmp_path: Path) -> None:
+    """Modes other than the execute bit are no part of the digest, so a run's chmod
+    survives into the copy a patch starts from: the patch makes them as unpacking does."""
+    artifacts = build_artifacts(tmp_path, MARKED_PIP)
+    big_file(tmp_path / "src" / "data.txt")
+    host = Deployed(
+        Layout(str(tmp_path / "root")),
+        HostNeeds(True, False, (artifacts.server_wheels,), None),
+        dataclasses.replace(artifacts, app=build_bundle(tmp_path / "src")),
+        LocalTransport(),
+    )
+    host.push(Probe({}, {}))
+    app = Path(host.layout.app)
+    (app / "data.txt").chmod(0o600)
+    (app / "manage.py").chmod(0o4711)  # setuid, and group/other bits of its own
+    (app / "pkg").chmod(0o700)
+    (tmp_path / "src" / "pkg" / "views.py").write_text("X = 4\n")
+    changed = rebuilt(host, tmp_path)
+
+    report = changed.report(changed.probe())
+
+    assert report.patched == (("app", 1, 0, True),), report
+    modes = {p: (app / p).stat().st_mode & 0o7777 for p in ("data.txt", "manage.py", "pkg")}
+    assert modes == {"data.txt": 0o644, "manage.py": 0o755, "pkg": 0o755}
 
 
 def test_a_host_not_holding_the_tree_it_reported_gets_the_bundle_whole(
@@ -607,7 +633,8 @@ def test_a_host_not_holding_the_tree_it_reported_gets_the_bundle_whole(
 
     report = changed.report(found)
 
-    assert report.sent == ("app",) and report.patched == () and report.round_trips == 2
+    assert report.sent == ("app",) and report.round_trips == 2
+    assert report.patched == (("app", 1, 0, False),)
     assert not Path(changed.layout.app, "pkg", "planted.py").exists()
     assert changed.probe().markers["app_tree"] == changed.artifacts.app.tree
 

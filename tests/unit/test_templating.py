@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from orchestrator.templating import visible
+from pathlib import Path
+
+import jinja2
+
+from orchestrator.templating import _Compiled, environment, visible
 
 
 def test_control_characters_are_spelled_out_not_hidden() -> None:
@@ -23,3 +27,22 @@ def test_text_lines_and_tabs_and_any_script_stay_as_they_are() -> None:
 
 def test_line_and_paragraph_separators_cannot_end_a_line_in_yaml_or_a_comment() -> None:
     assert visible("name\u2028injected: x\u2029") == "name\\u2028injected: x\\u2029"
+
+
+def test_a_cache_folder_that_fails_costs_a_compile_never_a_render(tmp_path: Path) -> None:
+    (tmp_path / "gone").write_text("a file where the cache folder was")
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader({"t": "{{ x }}!"}),
+        bytecode_cache=_Compiled(directory=str(tmp_path / "gone")),
+    )
+    assert env.get_template("t").render(x="ok") == "ok!"
+
+
+def test_environments_that_compile_differently_never_share_compiled_templates() -> None:
+    """Jinja keys a compiled template by its name and source only: the report's escaping
+    or the scripts' quoting must not come from another environment's compile."""
+    report = environment("templates", autoescape=True).bytecode_cache
+    plain = environment("templates").bytecode_cache
+    assert isinstance(report, _Compiled) and isinstance(plain, _Compiled)
+    assert report.pattern != plain.pattern
+    assert environment("templates", autoescape=True).bytecode_cache is report
