@@ -4,8 +4,10 @@
   listen backlog of 10. With ``--faults=abort-on-overflow`` the overflowing connections
   are reset by the server's stack: every reset the probe saw is in the ledger, pinned on
   the server as ``accept-queue-overflow``, and the server's ``EmbryonicRsts`` counts
-  exactly those resets. Without it (the negative control) the same overflow gives no
-  reset at all, only slow answers and timeouts (FINDINGS 1a/1b).
+  exactly those resets: backlog+1 = 11, on every run, because the probe opens its
+  connections before it sends their requests (scripts/burst.py). Without it (the
+  negative control) the same overflow gives no reset at all, only slow answers and
+  timeouts (FINDINGS 1a/1b).
 * ``--faults=resets`` (a firewall answering every 2nd data segment to the server with a
   reset), all-on-one and distributed: the ledger's resets are ``injected``, sent by no
   host's TCP stack, never blamed on the server; under a retry policy every test passes,
@@ -35,7 +37,18 @@ pytestmark = pytest.mark.e2e
 PROJECT = Path(__file__).resolve().parent / "resets"
 PREFIX = "rp"
 SUBNET = "10.213.80.0/24"
-SERIAL = "{mode: gunicorn, port: 8000, health: /health, workers: 1, threads: 1, backlog: 10}"
+BACKLOG = 10
+SERIAL = (
+    f"{{mode: gunicorn, port: 8000, health: /health, workers: 1, threads: 1, backlog: {BACKLOG}}}"
+)
+# The resets of a burst of 60 with tcp_abort_on_overflow=1. The probe's lead request
+# keeps the single worker busy; of the other 59 connections, opened before any of their
+# requests, the listener keeps a request socket for the first backlog+1 (its SYN queue on
+# this kernel) and answers the other 48 with SYN cookies. Their requests go newest first:
+# the cookie ones fill the accept queue, and each of the backlog+1 comes to a full queue
+# and is reset. Nothing else can be (every later arrival is a retransmitted request).
+# Threads released at once gave 8 to 19 (the SYN retransmissions' batches decided).
+OVERFLOW_RESETS = BACKLOG + 1
 # Under injected resets a serial server would hang on a request whose data the firewall
 # rejected (its socket stays established, FINDINGS 6) until gunicorn's worker timeout:
 # the dev server, a thread per connection, keeps answering.
@@ -111,7 +124,8 @@ def test_a_burst_overflows_a_serial_server_and_aborts_are_resets_pinned_on_it(
     assert (fault["name"], fault["applied"], fault["removed"]) == ("abort-on-overflow", True, True)
     burst, errors = burst_errors(run)
     resets = [e for e in errors if e["errno"] == "ECONNRESET"]
-    assert burst["requests"] == 60 and len(resets) == burst["errors"].get("ECONNRESET") > 0, burst
+    assert burst["requests"] == 60, burst
+    assert len(resets) == burst["errors"].get("ECONNRESET") == OVERFLOW_RESETS, burst
     for reset in resets:
         assert (reset["side"], reset["host"], reset["mechanism"]) == (
             "server",
@@ -123,7 +137,7 @@ def test_a_burst_overflows_a_serial_server_and_aborts_are_resets_pinned_on_it(
     delta = run.record["counters"]["burst"]["h1"]["delta"]
     assert delta["TcpExt.EmbryonicRsts"] == len(resets), (delta, burst)
     fingerprint = run.record["fingerprints"]["h1"]
-    assert (fingerprint["backlog"], fingerprint["tcp_abort_on_overflow"]) == (10, 1)
+    assert (fingerprint["backlog"], fingerprint["tcp_abort_on_overflow"]) == (BACKLOG, 1)
     assert "accept-queue overflow, tcp_abort_on_overflow=1" in run.record["ledger"]["finding"]
     assert_no_fault_left("h1")
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +37,7 @@ from orchestrator.record import (
     RunRecord,
 )
 from orchestrator.report import render_index, render_run
+from orchestrator.scripts import burst as probe
 from orchestrator.scripts import source
 from orchestrator.store import RunStore
 from orchestrator.suite import Burst, Layer, load_suite
@@ -173,6 +175,36 @@ def test_a_burst_against_a_closed_port_is_refused_sixty_times(closed_port: int) 
     summary = _probe(sys.executable, f"http://127.0.0.1:{closed_port}/", 60, 5.0)
     assert summary["ok"] == 0 and summary["errors"] == {"ECONNREFUSED": 60}
     assert summary["latency_ms"] == {} and summary["slow"] == 0
+
+
+def test_the_probe_opens_every_connection_before_any_request_and_sends_newest_first() -> None:
+    """What makes a burst's resets exact (burst.py, steps 2 and 3): every handshake's
+    last ACK waits for the request (TCP_DEFER_ACCEPT), so nothing reaches the accept
+    queue before the requests, and they reach it newest connection first."""
+    n = 20
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)  # room for all: no SYN cookie, no overflow
+        port = listener.getsockname()[1]
+        requests = [probe.Request() for _ in range(n)]
+        probe.open_all(requests, probe.first_address("127.0.0.1", port))
+        opened = [r.sock.getsockname()[1] for r in requests if r.sock is not None]
+        assert len(opened) == n
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):  # all open at the client, none at the server
+            listener.accept()
+        probe.send_all(requests, urllib.parse.urlsplit(f"http://127.0.0.1:{port}/x"), "/x", 5.0)
+        listener.settimeout(5)
+        accepted = []
+        for _ in range(n):
+            conn, peer = listener.accept()
+            assert conn.recv(100).startswith(b"GET /x HTTP/1.1\r\n")
+            accepted.append(peer[1])
+            conn.close()
+        assert accepted == opened[::-1]
+        for request in requests:
+            assert request.conn is not None and not request.outcome
+            request.conn.close()
 
 
 def test_a_probe_that_cannot_run_says_why_and_exits_non_zero() -> None:
