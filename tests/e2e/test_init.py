@@ -11,6 +11,7 @@ given to init, and is always removed at the end.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -117,3 +118,22 @@ def test_the_generated_cluster_inventory_is_ready_as_written(workdir: Path) -> N
         "h2": ["server"],
         "h3": ["client"],
     }
+
+
+def test_an_edited_file_of_the_project_is_sent_as_that_file_alone(workdir: Path) -> None:
+    """After a run, one file edited: the next deploy sends the server host only that file
+    (the host held the version readiness built before), and the edited test is what ran."""
+    run_generated(workdir, "mysite-single")  # the host holds this version (it may already)
+    tests = workdir.parent / "mysite" / "polls" / "tests.py"
+    tests.write_text(POLLS_TEST.replace("keeps_a_user", "keeps_an_edited_user"))
+    run = run_generated(workdir, "mysite-single")
+    assert_ready(run)
+    (server,) = [d for d in run.record["deploy"] if d["component"] == "server"]
+    # init's client folder is the project too ("."): both parts went as that one file.
+    assert server["sent"] == ["app", "client", "etc"], server
+    assert server["patched"] == [
+        {"part": part, "files": 1, "removed": 0, "applied": True} for part in ("app", "client")
+    ], server
+    assert server["bytes_sent"] < 64 * 1024, server
+    names = [json.loads(line)["name"] for line in (run.run_dir / "tests.jsonl").open()]
+    assert "test_the_database_keeps_an_edited_user" in names, names
