@@ -531,18 +531,24 @@ def big_file(path: Path) -> None:
     path.write_text("".join(f"{n:08x}{os.urandom(24).hex()}\n" for n in range(3000)))
 
 
-def test_a_one_file_change_sends_only_that_file_and_the_host_holds_the_new_tree(
-    tmp_path: Path,
-) -> None:
+def deployed_big(tmp_path: Path, *, client: bool) -> Deployed:
+    """A host holding an application with one big file (cold deploy, no venv to share)."""
     artifacts = build_artifacts(tmp_path, MARKED_PIP)
     big_file(tmp_path / "src" / "data.txt")
     host = Deployed(
         Layout(str(tmp_path / "root")),
-        HostNeeds(True, True, (artifacts.server_wheels,), None),
+        HostNeeds(True, client, (artifacts.server_wheels,), None),
         dataclasses.replace(artifacts, app=build_bundle(tmp_path / "src")),
         LocalTransport(),
     )
     host.push(Probe({}, {}))
+    return host
+
+
+def test_a_one_file_change_sends_only_that_file_and_the_host_holds_the_new_tree(
+    tmp_path: Path,
+) -> None:
+    host = deployed_big(tmp_path, client=True)
     (tmp_path / "src" / "pkg" / "views.py").write_text("X = 2\n")
     (tmp_path / "src" / "manage.py").unlink()  # alias.py now points at nothing: a link still
     changed = rebuilt(host, tmp_path)
@@ -589,15 +595,7 @@ def test_a_file_become_a_folder_and_a_folder_emptied_patch_to_the_exact_tree(
 def test_a_patched_folder_has_the_modes_a_whole_unpack_gives(tmp_path: Path) -> None:
     """Modes other than the execute bit are no part of the digest, so a run's chmod
     survives into the copy a patch starts from: the patch makes them as unpacking does."""
-    artifacts = build_artifacts(tmp_path, MARKED_PIP)
-    big_file(tmp_path / "src" / "data.txt")
-    host = Deployed(
-        Layout(str(tmp_path / "root")),
-        HostNeeds(True, False, (artifacts.server_wheels,), None),
-        dataclasses.replace(artifacts, app=build_bundle(tmp_path / "src")),
-        LocalTransport(),
-    )
-    host.push(Probe({}, {}))
+    host = deployed_big(tmp_path, client=False)
     app = Path(host.layout.app)
     (app / "data.txt").chmod(0o600)
     (app / "manage.py").chmod(0o4711)  # setuid, and group/other bits of its own
@@ -617,15 +615,7 @@ def test_a_host_not_holding_the_tree_it_reported_gets_the_bundle_whole(
 ) -> None:
     """The install checks the patched copy against the tree sent: a host whose folder
     changed since its probe (or lied) fails that check, and the bundle goes whole."""
-    artifacts = build_artifacts(tmp_path, MARKED_PIP)
-    big_file(tmp_path / "src" / "data.txt")
-    host = Deployed(
-        Layout(str(tmp_path / "root")),
-        HostNeeds(True, False, (artifacts.server_wheels,), None),
-        dataclasses.replace(artifacts, app=build_bundle(tmp_path / "src")),
-        LocalTransport(),
-    )
-    host.push(Probe({}, {}))
+    host = deployed_big(tmp_path, client=False)
     (tmp_path / "src" / "pkg" / "views.py").write_text("X = 3\n")
     changed = rebuilt(host, tmp_path)
     found = changed.probe()
