@@ -118,7 +118,7 @@ STALE_IDLE_S = 0.5
 RESET_ERRNOS = frozenset({"ECONNRESET", "EPIPE", "ECONNABORTED", "REMOTE_CLOSED", "ECONNREFUSED"})
 
 LOW, MEDIUM, HIGH = 0, 1, 2
-_LEVELS = ("low", "medium", "high")
+LEVELS = ("low", "medium", "high")  # confidence, lowest first
 
 OUT_RSTS = "Tcp.OutRsts"
 ESTAB_RESETS = "Tcp.EstabResets"
@@ -1020,7 +1020,7 @@ def _record(
         side=verdict.side,
         host=verdict.host,
         mechanism=verdict.mechanism,
-        confidence=_LEVELS[verdict.level],
+        confidence=LEVELS[verdict.level],
         evidence=verdict.evidence,
         on=event.host if event else None,
         exception=event.exception if event else None,

@@ -49,6 +49,10 @@ from orchestrator.wheelhouse import COMPLETE, Wheelhouse
 
 DIGEST_FILE = ".readiness-digest"
 SECRETS_FILE = "secrets.env"  # in the etc folder (Layout.secrets)
+# What the bundles never hold, as tree_state takes it (one word each) on the host: the
+# probe and the install's check of a patched folder leave out the same things.
+CACHE_DIRS = " ".join(sorted(EXCLUDED_DIRS))
+CACHE_SUFFIXES = " ".join(EXCLUDED_SUFFIXES)
 # Exit code of the install script when a virtualenv could not be built.
 VENV_FAILED_EXIT = 14
 
@@ -165,8 +169,8 @@ def probe_script(layout: Layout, python: str, engine_probe: str = "") -> str:
         python=python,
         digest_file=DIGEST_FILE,
         engine_probe=engine_probe,
-        cache_dirs=" ".join(sorted(EXCLUDED_DIRS)),
-        cache_suffixes=" ".join(EXCLUDED_SUFFIXES),
+        cache_dirs=CACHE_DIRS,
+        cache_suffixes=CACHE_SUFFIXES,
         complete=COMPLETE,
     )
 
@@ -416,8 +420,8 @@ def install_script(
         venv_failed_exit=VENV_FAILED_EXIT,
         patches=" ".join(patches or {}),
         trees={"app": artifacts.app.tree, "client": artifacts.client.tree},
-        cache_dirs=" ".join(sorted(EXCLUDED_DIRS)),
-        cache_suffixes=" ".join(EXCLUDED_SUFFIXES),
+        cache_dirs=CACHE_DIRS,
+        cache_suffixes=CACHE_SUFFIXES,
         patch_failed_exit=PATCH_FAILED_EXIT,
     )
 

@@ -46,8 +46,6 @@ BURST_DRAIN_S = 10.0
 MAX_SETTLE_S = 30.0
 # Closing a window takes this long on top of its settle wait (stopping tcpdump, counters).
 CLOSE_OVERHEAD_S = 55.0
-# The confidence levels, lowest first (orchestrator.attribution's order).
-CONFIDENCE = ("low", "medium", "high")
 # The sampler stops by itself this long after the layer's timeout, if nobody stops it.
 SAMPLER_MARGIN_S = 600
 # Events and RSTs judged per layer (the rest stay in the files).
@@ -304,8 +302,9 @@ def warier(
         for h in hosts
     )
     line = f"the previous window ({before.layer}) closed unsettled on {said}: {why}"
-    level = min(CONFIDENCE.index(record.confidence), CONFIDENCE.index(at_most))
-    return replace(record, confidence=CONFIDENCE[level], evidence=[*record.evidence, line])
+    levels = attribution.LEVELS
+    level = min(levels.index(record.confidence), levels.index(at_most))
+    return replace(record, confidence=levels[level], evidence=[*record.evidence, line])
 
 
 def _bounded(window: attribution.Window, problems: list[str]) -> attribution.Window:
