@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +106,63 @@ def count_statuses(statuses: Iterable[str]) -> TestCounts:
     )
 
 
+# What a file's counts are read in: the parser sees it a piece at a time.
+_READ_PIECE = 1 << 20
+_ROOTS = ("testsuites", "testsuite")
+
+
+class _CaseCounter:
+    """A parser target (:class:`xml.etree.ElementTree.XMLParser`) that counts the test
+    cases as the document streams past, holding only the open test case.
+
+    Nothing outside a ``<testcase>`` is kept, and no text at all (the target has no
+    ``data``): a test case is built as elements with their attributes, judged by
+    :func:`case_status` when it ends, and dropped. So memory follows the largest test
+    case's markup, not the file, nor the output a test printed into ``<system-out>``.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.rooted = False
+        self.open: list[ET.Element] = []  # the elements of the open test case, outermost first
+        self.statuses: Counter[str] = Counter()
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if not self.rooted:
+            self.rooted = True
+            if tag not in _ROOTS:
+                raise JUnitError(
+                    f"{self.source}: root element is <{tag}>, not <testsuites>/<testsuite>"
+                )
+        if self.open or tag == "testcase":
+            element = ET.Element(tag, attrib)
+            if self.open:
+                self.open[-1].append(element)
+            self.open.append(element)
+
+    def end(self, tag: str) -> None:
+        if self.open:  # inside a test case every element is open in it
+            element = self.open.pop()
+            if element.tag == "testcase":
+                self.statuses[case_status(element)] += 1
+
+    def counts(self) -> TestCounts:
+        return count_statuses(self.statuses.elements())
+
+
+def _count_pieces(pieces: Iterable[bytes | str], source: str) -> TestCounts:
+    """The counts of a document given in pieces (:class:`_CaseCounter`)."""
+    counter = _CaseCounter(source)
+    parser = ET.XMLParser(target=counter)
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+        parser.close()
+    except ET.ParseError as err:
+        raise JUnitError(f"{source}: not valid JUnit XML ({err})") from None
+    return counter.counts()
+
+
 def parse_counts(text: bytes | str, *, source: str = "<junit>") -> TestCounts:
     """Count the ``<testcase>`` elements by outcome (more reliable than suite attributes).
 
@@ -114,14 +171,21 @@ def parse_counts(text: bytes | str, *, source: str = "<junit>") -> TestCounts:
     failed attempt of a retried test (property ``readiness_outcome``) counts as
     ``retried``: the test itself counts once, by its last attempt.
     """
-    root = parse_root(text, source=source)
-    return count_statuses(case_status(case) for case in root.iter("testcase"))
+    return _count_pieces([text], source)
 
 
-def read_counts(path: Path) -> TestCounts:
-    """:func:`parse_counts` of a file, naming the file in every error."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise JUnitError(f"{path}: cannot read ({err.strerror})") from None
-    return parse_counts(data, source=str(path))
+def read_counts(path: Path, *, source: str | None = None) -> TestCounts:
+    """:func:`parse_counts` of a file, read and parsed a piece at a time: memory does not
+    grow with the file (a layer's may be hundreds of MiB). Every error names ``source``
+    (the file, unless told where it came from)."""
+    name = str(path) if source is None else source
+
+    def pieces() -> Iterator[bytes]:
+        try:
+            with path.open("rb") as handle:
+                while piece := handle.read(_READ_PIECE):
+                    yield piece
+        except OSError as err:
+            raise JUnitError(f"{name}: cannot read ({err.strerror})") from None
+
+    return _count_pieces(pieces(), name)

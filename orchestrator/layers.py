@@ -9,7 +9,9 @@ The output streams to disk as it arrives (:class:`~orchestrator.output.LayerOutp
 never whole in memory: a layer may print hundreds of MiB. What is stored is capped by the
 layer's ``max_output_mb`` (per host): the first and the last half of the cap, because the
 start says what ran and the end of a failing test run is what explains it; the log and
-the record say how much was dropped in between.
+the record say how much was dropped in between. The JUnit XML streams too, scrubbed on
+its way into the run store and counted a piece at a time (``LayerRun._junit``); a file
+over :data:`JUNIT_MAX_BYTES` is refused, and the layer's reason says so.
 
 A burst layer (``Layer.burst``) runs the burst probe (``scripts/burst.py``) through the
 same layer script instead of a command; its one JSON summary line on stdout becomes a
@@ -26,26 +28,28 @@ command written as a layer is the usual cause.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from orchestrator.components.appserver import app_environment, client_environment
 from orchestrator.exceptions import HostError, ReadinessError
 from orchestrator.hosts import on_all
-from orchestrator.junit import JUnitError, TestCounts, parse_counts
+from orchestrator.junit import JUnitError, TestCounts, read_counts
 from orchestrator.layout import Layout
 from orchestrator.ledger import ledger_path
-from orchestrator.output import MIB, LayerOutput, StoredOutput
+from orchestrator.output import MIB, LayerOutput, RedactingWriter, StoredOutput
 from orchestrator.record import BurstRecord, HostLayerRecord, LayerRecord
 from orchestrator.scripts import Shell, render
 from orchestrator.store import RunStore
 from orchestrator.suite import Layer
-from orchestrator.transport import Result, Transport
+from orchestrator.transport import FileTooLargeError, Result, Transport
 from orchestrator.vault import encoded_forms, redact
 
 # Statuses: passed; failed (non-zero exit, failing tests, or no tests reported); timeout;
@@ -62,6 +66,13 @@ TAIL_LINES = 15
 TAIL_READ_BYTES = 64 * 1024  # of the log's end: what 15 long lines need, never the whole log
 TAIL_LINE_CHARS = 300
 REASON_LINE_CHARS = 200
+# The largest JUnit XML a layer's host may hand back: far above any real suite's (pytest's
+# is ~1 KiB per test, more with captured output: tens of thousands of tests stay under
+# 100 MiB), so reaching it means a runaway writer, whose file would fill the run store;
+# it is refused, and said so, instead. Fetching, scrubbing and counting stream; the
+# per-test view built after each layer (orchestrator.testcases) still parses it whole.
+JUNIT_MAX_BYTES = 256 * MIB
+_NOT_KEPT = "its JUnit XML could not be read or kept"
 _LOG_MARKERS = ("--- stdout ---", "--- stderr ---")
 
 
@@ -470,25 +481,69 @@ class LayerRun:
     def _junit(self, host: str, path: str) -> tuple[TestCounts, str | None, str | None, bool]:
         """(counts, the stored copy's path, a problem, whether the file was missing) for the
         JUnit XML the layer wrote. Missing is told apart from unreadable: only a layer that
-        wrote none may be a setup command that should have been a step."""
+        wrote none may be a setup command that should have been a step.
+
+        The file streams into ``junit/<layer>/<host>.xml.part``, scrubbed on the way
+        (:func:`fetch_scrubbed`), is counted from there a piece at a time, and takes its
+        name only then: memory stays flat whatever its size, and a fetch that fails or a
+        file that is not JUnit XML leaves no file in the run store."""
+        target = self.store.path("junit", self.layer.name, f"{host}.xml")
+        part = target.with_name(f"{target.name}.part")
         try:
-            data = self.transports[host].get(path)
-        except (ReadinessError, OSError) as err:
+            fetch_scrubbed(self.transports[host], path, part, self.secrets, JUNIT_MAX_BYTES)
+            tests = read_counts(part, source=f"{host}:{path}")
+            os.replace(part, target)
+        except FileTooLargeError as err:  # there, but refused: not a missing file
+            return TestCounts(), None, f"{_NOT_KEPT}: {err.detail}", False
+        except ReadinessError as err:
             return TestCounts(), None, err.detail if isinstance(err, HostError) else str(err), True
-        try:
-            tests = parse_counts(data, source=f"{host}:{path}")
-            stored = self.store.write_bytes(
-                # XML escapes a secret's & < > and quotes: scrub those spellings too,
-                # or parsing the file (tests.jsonl, the pages) would bring it back.
-                redact(data.decode("utf-8", "replace"), encoded_forms(self.secrets)).encode(),
-                "junit",
-                self.layer.name,
-                f"{host}.xml",
-            )
-        except (JUnitError, OSError) as err:
-            return TestCounts(), None, f"its JUnit XML could not be read or kept: {err}", False
+        except (JUnitError, OSError) as err:  # OSError: the run store's disk, not the host's
+            return TestCounts(), None, f"{_NOT_KEPT}: {err}", False
+        finally:
+            with contextlib.suppress(OSError):  # gone already if it became the stored copy
+                part.unlink()
         problem = "the JUnit XML lists no test at all" if tests.total == 0 else None
-        return tests, self.store.relative(stored), problem, False
+        return tests, self.store.relative(target), problem, False
+
+
+class _PartFile:
+    """A stored copy's ``.part`` file, created (mode 0600, like every run file, and its
+    folder) by the first write: a JUnit XML that is not there leaves no trace."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: BinaryIO | None = None
+
+    def write(self, data: bytes) -> int:
+        if self.handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+            fd = os.open(self.path, flags, 0o600)
+            os.fchmod(fd, 0o600)  # a .part a killed run left may have had another mode
+            self.handle = os.fdopen(fd, "wb")
+        return self.handle.write(data)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def fetch_scrubbed(
+    transport: Transport, remote: str, part: Path, secrets: Sequence[str], limit: int
+) -> int:
+    """Fetch ``remote`` into ``part`` a piece at a time, scrubbed of ``secrets`` before
+    any of it is written, in every spelling a secret may take in XML, JSON or a URL
+    (:func:`~orchestrator.vault.encoded_forms`: parsing the file for ``tests.jsonl`` and
+    the pages would otherwise bring an escaped one back). Returns the remote file's size.
+    The caller removes ``part`` when this raises."""
+    out = _PartFile(part)
+    try:
+        scrubbed = RedactingWriter(out, encoded_forms(secrets))
+        size = transport.get_to(remote, scrubbed, limit)
+        scrubbed.finish()  # writes, if only b"": an empty file is kept as one too
+    finally:
+        out.close()
+    return size
 
 
 def run_layer(

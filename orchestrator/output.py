@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from orchestrator.store import RunStore
-from orchestrator.transport import STREAMS
+from orchestrator.transport import STREAMS, ByteWriter
 from orchestrator.vault import redact
 
 MIB = 1 << 20
@@ -63,6 +63,26 @@ class StreamRedactor:
                 if 0 <= at < cut:  # this occurrence straddles the cut: keep all of it back
                     cut, moved = at, True
         return cut
+
+
+class RedactingWriter:
+    """Bytes on their way to ``out``, scrubbed of ``secrets`` as they go
+    (:class:`StreamRedactor`): what a fetched file is written through
+    (:meth:`~orchestrator.transport.Transport.get_to`), so that no secret of it ever
+    reaches the disk, not even in a partial file. Give it every form a secret may take
+    there (:func:`~orchestrator.vault.encoded_forms`); :meth:`finish` writes what the
+    last chunk held back."""
+
+    def __init__(self, out: ByteWriter, secrets: Sequence[str]) -> None:
+        self.out = out
+        self.redactor = StreamRedactor(secrets)
+
+    def write(self, data: bytes) -> int:
+        self.out.write(self.redactor.feed(data))
+        return len(data)
+
+    def finish(self) -> None:
+        self.out.write(self.redactor.feed(b"", final=True))
 
 
 class _Kept:

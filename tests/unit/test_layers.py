@@ -6,9 +6,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.exceptions import HostError
 from orchestrator.junit import TestCounts
-from orchestrator.layers import LayerOutcome, layer_script, output_tail, run_layer
+from orchestrator.layers import (
+    JUNIT_MAX_BYTES,
+    LayerOutcome,
+    LayerRun,
+    layer_script,
+    output_tail,
+    run_layer,
+)
 from orchestrator.layout import Layout
 from orchestrator.output import RESULT_TAIL_BYTES, LayerOutput
 from orchestrator.record import RunRecord
@@ -23,7 +32,10 @@ FAILING = b'<testsuite><testcase name="a"/><testcase name="b"><failure/></testca
 
 
 def _run(
-    tmp_path: Path, fake: FakeTransport, layer: Layer = LAYER
+    tmp_path: Path,
+    fake: FakeTransport,
+    layer: Layer = LAYER,
+    secrets: tuple[str, ...] = ("sup3rs3cret",),
 ) -> tuple[RunStore, LayerOutcome]:
     store = RunStore.create(tmp_path / "runs", "inv")
     outcome = run_layer(
@@ -34,7 +46,7 @@ def _run(
         venv_digest="abc",
         base_url="http://10.0.0.3:8000",
         env={},
-        secrets=["sup3rs3cret"],
+        secrets=list(secrets),
         run_id="run1",
     )
     return store, outcome
@@ -304,3 +316,152 @@ def test_a_layer_killed_by_its_timeout_before_writing_junit_is_not_told_to_be_a_
 ) -> None:
     _, outcome = _run(tmp_path, FakeTransport("h1").on("pytest", timed_out=True))
     assert (outcome.status, outcome.reason) == ("timeout", "timed out after 60s")
+
+
+# --------------------------------------------------------------------------- streamed JUnit
+
+JUNIT_AT = "/srv/r/results/run1/unit.xml"
+# A secret XML escapes, in the spellings JUnit writers give it: in an attribute (&quot;),
+# in text (the quote raw), and with the quote as a character reference.
+XML_SECRET = 'db&pa<ss"wd'
+XML_JUNIT = (
+    b'<testsuite><testcase name="a"><failure message="connect as db&amp;pa&lt;ss&quot;wd">'
+    b'dsn=mysql://u:db&amp;pa&lt;ss"wd@h/ again db&amp;pa&lt;ss&#34;wd</failure></testcase>'
+    b'<testcase name="b"/></testsuite>'
+)
+
+
+def _junit_files(store: RunStore) -> list[str]:
+    root = store.dir / "junit"
+    return (
+        sorted(p.relative_to(store.dir).as_posix() for p in root.rglob("*"))
+        if root.exists()
+        else []
+    )
+
+
+def test_a_secret_cut_by_the_fetch_anywhere_never_reaches_the_stored_junit(
+    tmp_path: Path,
+) -> None:
+    """The JUnit XML streams from the host in pieces; every piece size, from one byte to
+    past the secret's longest spelling, cuts the escaped secret somewhere. None survives,
+    the counts are the file's, and only the scrubbed copy is kept (mode 0600)."""
+    assert XML_JUNIT.count(b"db&amp;pa&lt;ss") == 3
+    for size in range(1, 40):
+        fake = FakeTransport("h1", get_chunk=size).on("pytest", exit_code=1)
+        fake.files[JUNIT_AT] = XML_JUNIT
+        store, outcome = _run(tmp_path / str(size), fake, secrets=(XML_SECRET,))
+        stored = store.dir / "junit" / "unit" / "h1.xml"
+        text = stored.read_text()
+        assert "pa&lt;ss" not in text and "pa<ss" not in text, size
+        assert text.count("[redacted]") == 3, size
+        assert outcome.tests == TestCounts(total=2, passed=1, failed=1), size
+        assert _junit_files(store) == ["junit/unit", "junit/unit/h1.xml"], size
+        assert stored.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_junit_xml_over_the_cap_is_refused_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """It was written, so it is no missing step: the reason says it is too large."""
+    monkeypatch.setattr("orchestrator.layers.JUNIT_MAX_BYTES", len(PASSING) - 1)
+    fake = FakeTransport("h1")
+    fake.files[JUNIT_AT] = PASSING
+    store, outcome = _run(tmp_path, fake)
+    assert outcome.status == "failed" and outcome.tests == TestCounts()
+    assert outcome.reason == (
+        f"h1: its JUnit XML could not be read or kept: {JUNIT_AT} is larger than "
+        f"{len(PASSING) - 1} bytes, the cap on fetching it"
+    )
+    assert _junit_files(store) == [] and outcome.to_record().junit == []
+
+
+def test_the_junit_cap_is_generous_and_named() -> None:
+    """256 MiB: far above a real suite's file, and what the message will say."""
+    assert JUNIT_MAX_BYTES == 256 * 1024 * 1024
+
+
+class BreaksMidway(FakeTransport):
+    """Hands out the first half of the JUnit XML, then fails with ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__("h1")
+        self.error = error
+
+    def get_to(self, remote_path: str, out: Any, limit: int) -> int:
+        out.write(PASSING[: len(PASSING) // 2])
+        raise self.error
+
+
+def test_a_fetch_that_breaks_midway_leaves_no_partial_file(tmp_path: Path) -> None:
+    """The host went away with half the file sent: the half is not left as a .part, and
+    the reason says what happened."""
+    store, outcome = _run(tmp_path, BreaksMidway(HostError("h1", "connection lost")))
+    assert outcome.status == "failed" and "connection lost" in (outcome.reason or "")
+    assert _junit_files(store) == ["junit/unit"]  # the folder, no .part in it
+
+
+def test_an_interrupted_fetch_leaves_no_partial_file(tmp_path: Path) -> None:
+    """Ctrl-C while the file streams: the .part goes, the interrupt goes on."""
+    store = RunStore.create(tmp_path / "runs", "inv")
+    fake = BreaksMidway(KeyboardInterrupt())
+    job = LayerRun(store, LAYER, {"h1": fake}, {"h1": Layout("/srv/r")}, "abc", None, {}, [], "r")
+    with pytest.raises(KeyboardInterrupt):
+        job.on_host("h1")
+    assert _junit_files(store) == ["junit/unit"]
+
+
+def test_junit_that_is_not_xml_or_is_empty_is_not_kept(tmp_path: Path) -> None:
+    """As before the file streamed: a file that does not parse is not stored, and the
+    parse error names the host's file, not the .part it was counted from."""
+    for name, data in (("garbled", b"<testsuite><testcase"), ("empty", b"")):
+        fake = FakeTransport("h1")
+        fake.files[JUNIT_AT] = data
+        store, outcome = _run(tmp_path / name, fake)
+        assert (outcome.reason or "").startswith(
+            f"h1: its JUnit XML could not be read or kept: h1:{JUNIT_AT}: not valid JUnit XML"
+        ), name
+        assert _junit_files(store) == ["junit/unit"], name
+
+
+def test_a_missing_junit_leaves_no_trace_in_the_run_store(tmp_path: Path) -> None:
+    """The .part file (and its folder) is created by the first byte, so a layer that
+    wrote no JUnit XML leaves nothing in the run store, as before the file streamed."""
+    store, outcome = _run(tmp_path, FakeTransport("h1"))
+    assert outcome.reason is not None and "make it a step" in outcome.reason
+    assert _junit_files(store) == []
+
+
+def test_a_run_store_that_cannot_take_the_file_is_no_missing_junit(tmp_path: Path) -> None:
+    """The control node's disk failing (here: a file where the folder goes) says the
+    file could not be kept, never that the layer wrote none."""
+    fake = FakeTransport("h1")
+    fake.files[JUNIT_AT] = PASSING
+    store = RunStore.create(tmp_path / "runs", "inv")
+    store.path("junit").write_text("in the way")
+    job = LayerRun(
+        store, LAYER, {"h1": fake}, {"h1": Layout("/srv/r")}, "abc", None, {}, [], "run1"
+    )
+    run = job.on_host("h1")
+    assert not run.no_junit and run.junit is None and run.status == "failed"
+    assert (run.problem or "").startswith("its JUnit XML could not be read or kept: [Errno")
+
+
+def test_a_stale_part_file_of_a_killed_run_is_replaced_not_appended_to(tmp_path: Path) -> None:
+    """A .part a killed orchestrator left (another mode, longer): truncated, made 0600,
+    and renamed into place; appending to it would make the file unparseable."""
+    fake = FakeTransport("h1")
+    fake.files[JUNIT_AT] = PASSING
+    store = RunStore.create(tmp_path / "runs", "inv")
+    stale = store.path("junit", "unit", "h1.xml.part")
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"<stale>" * 100)
+    stale.chmod(0o644)
+    job = LayerRun(
+        store, LAYER, {"h1": fake}, {"h1": Layout("/srv/r")}, "abc", None, {}, [], "run1"
+    )
+    run = job.on_host("h1")
+    assert run.tests == TestCounts(total=2, passed=2) and run.junit == "junit/unit/h1.xml"
+    assert (store.dir / run.junit).read_bytes() == PASSING
+    assert _junit_files(store) == ["junit/unit", "junit/unit/h1.xml"]
+    assert (store.dir / run.junit).stat().st_mode & 0o777 == 0o600
