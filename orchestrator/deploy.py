@@ -18,6 +18,13 @@ alone: it also reports what each deployed tree holds *now* (code, settings and e
 virtualenv, see :mod:`orchestrator.scripts.tree_state`), so a part that a run changed on
 the host (a file a layer added or edited, a package it pip-installed) is resent and
 replaced whole, and what run N left behind cannot change the verdict of run N+1.
+
+Virtualenvs are built once per host, user and Python in the host's cache
+(``Target.venv_cache``) and linked into each deploy root that needs the same wheelhouse:
+a second application or deploy root with the same requirements is sent no wheels and
+builds nothing (``PushReport.linked``). An entry a run changed is not trusted, and is
+replaced by a new one rather than rebuilt in place, since other roots may run from it
+(:mod:`orchestrator.scripts.tree_state` says how entries, keys and locks go).
 Nothing relies on hosts sharing the control node's filesystem (lab hosts do, real ones
 don't): every byte goes over the connection.
 """
@@ -28,6 +35,7 @@ import hashlib
 import io
 import os
 import platform
+import re
 import shlex
 import sys
 import tarfile
@@ -41,7 +49,7 @@ from typing import IO
 from orchestrator.bundle import EXCLUDED_DIRS, EXCLUDED_SUFFIXES, Bundle
 from orchestrator.delta import PATCH_FAILED_EXIT, Delta, Trees
 from orchestrator.exceptions import HostError
-from orchestrator.installer import Tool
+from orchestrator.installer import ENV_CHOICE, Tool
 from orchestrator.layout import MARKER_VAR, Layout
 from orchestrator.scripts import render, tree_state
 from orchestrator.transport import Transport
@@ -55,6 +63,17 @@ CACHE_DIRS = " ".join(sorted(EXCLUDED_DIRS))
 CACHE_SUFFIXES = " ".join(EXCLUDED_SUFFIXES)
 # Exit code of the install script when a virtualenv could not be built.
 VENV_FAILED_EXIT = 14
+# Exit code of the install script when a venv it was to link is no longer in the host's
+# cache as the probe saw it (collected, or changed since): its wheels go in one more trip.
+VENV_UNCACHED_EXIT = 15
+# Entries a host's virtualenv cache keeps (the most recently used, besides those each
+# install links): a few applications' or requirement versions' venvs per host and user.
+VENV_CACHE_KEEP = 8
+# ... and an entry beyond those goes only once it has not been linked or probed for this
+# long: a server kept running (--keep) or another inventory's run in progress uses its
+# entry without touching it, and a deploy in the last day is a sign one may.
+VENV_CACHE_IDLE_S = 24 * 3600
+_HEX = re.compile(r"[0-9a-f]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,8 @@ class PushReport:
     # The code parts of ``sent`` sent as a difference: (part, files sent, names removed,
     # whether the host took it; one it refused was sent whole in a second round trip).
     patched: tuple[tuple[str, int, int, bool], ...] = ()
+    # The venvs (digests) taken from the host's cache of built venvs: linked, not built.
+    linked: tuple[str, ...] = ()
 
 
 def secrets_text(values: Mapping[str, str]) -> str:
@@ -150,15 +171,18 @@ def secrets_text(values: Mapping[str, str]) -> str:
 # -- probe ------------------------------------------------------------------------------
 
 
-def probe_script(layout: Layout, python: str, engine_probe: str = "") -> str:
+def probe_script(
+    layout: Layout, python: str, engine_probe: str = "", *, venv_cache: str = ""
+) -> str:
     """One script printing what the host holds (``marker.*``) and its facts (``fact.*``).
 
     What the host holds is the marker of each part (the version installed) and, from
     :mod:`orchestrator.scripts.tree_state` in the same round trip, the digest of each
     code tree as it is now (``marker.app_tree``, ``client_tree``, ``etc_tree``) and which
     virtualenvs are unchanged since their install (``marker.venvs``, the others in
-    ``marker.venvs_changed``). Caches the bundles never hold (bytecode, test caches) are
-    removed from the code trees on the way, not counted: see tree_state for why.
+    ``marker.venvs_changed``), and which ones the host's ``venv_cache`` holds ready to
+    link (``marker.venvs_cached``). Caches the bundles never hold (bytecode, test caches)
+    are removed from the code trees on the way, not counted: see tree_state for why.
 
     ``engine_probe`` names the database engine's own probe script (a file beside the
     scripts), included on a host that is to run the database.
@@ -172,6 +196,7 @@ def probe_script(layout: Layout, python: str, engine_probe: str = "") -> str:
         cache_dirs=CACHE_DIRS,
         cache_suffixes=CACHE_SUFFIXES,
         complete=COMPLETE,
+        venv_cache=venv_cache,
     )
 
 
@@ -189,8 +214,15 @@ def parse_probe(text: str) -> Probe:
     return Probe(markers, facts)
 
 
-def probe(transport: Transport, layout: Layout, python: str, engine_probe: str = "") -> Probe:
-    script = probe_script(layout, python, engine_probe)
+def probe(
+    transport: Transport,
+    layout: Layout,
+    python: str,
+    engine_probe: str = "",
+    *,
+    venv_cache: str = "",
+) -> Probe:
+    script = probe_script(layout, python, engine_probe, venv_cache=venv_cache)
     result = transport.run(script, timeout=60).check("probing the host")
     found = parse_probe(result.stdout)
     if found.facts.get("deploy_root_writable") != "yes":
@@ -241,15 +273,25 @@ def _wanted(needs: HostNeeds, artifacts: Artifacts) -> dict[str, tuple[str, str]
     return wanted
 
 
+def cached(needs: HostNeeds, found: Probe) -> list[str]:
+    """The venvs (digests) the deploy root lacks, or changed, but the host's cache holds
+    for its Python: linked there, their wheels not sent. Only hex names are taken from
+    the host, and only ones we asked for."""
+    have = set(found.markers.get("venvs", "").split())
+    ready = {d for d in found.markers.get("venvs_cached", "").split() if _HEX.fullmatch(d)}
+    return [w.digest for w in needs.venvs if w.digest not in have and w.digest in ready]
+
+
 def missing(needs: HostNeeds, found: Probe, artifacts: Artifacts) -> list[str]:
     """The parts the host lacks, holds in another version, or changed since they were
-    installed (the tree no longer matches what was sent, or a venv its seal)."""
+    installed (the tree no longer matches what was sent, or a venv its seal); not the
+    venvs it can link from its cache (:func:`cached`)."""
     stale = [
         part
         for part, (marker, tree) in _wanted(needs, artifacts).items()
         if found.markers.get(part) != marker or found.markers.get(f"{part}_tree", "") != tree
     ]
-    have = set(found.markers.get("venvs", "").split())
+    have = set(found.markers.get("venvs", "").split()) | set(cached(needs, found))
     venvs = [f"wheels-{w.digest}" for w in needs.venvs if w.digest not in have]
     tools = set(found.markers.get("tools", "").split())
     if venvs and needs.tool is not None and needs.tool.part not in tools:
@@ -267,7 +309,7 @@ def drifted(needs: HostNeeds, found: Probe, artifacts: Artifacts) -> list[str]:
         for part, (marker, tree) in _wanted(needs, artifacts).items()
         if found.markers.get(part) == marker and found.markers.get(f"{part}_tree", "") != tree
     ]
-    changed = set(found.markers.get("venvs_changed", "").split())
+    changed = set(found.markers.get("venvs_changed", "").split()) - set(cached(needs, found))
     return parts + [f"wheels-{w.digest}" for w in needs.venvs if w.digest in changed]
 
 
@@ -390,6 +432,9 @@ def install_script(
     artifacts: Artifacts,
     needs: HostNeeds,
     patches: Mapping[str, Delta] | None = None,
+    *,
+    links: list[str] | None = None,
+    venv_cache: str = "",
 ) -> str:
     """Unpack the stream on stdin and install each part; replaces are atomic renames.
 
@@ -398,6 +443,9 @@ def install_script(
     that teardown stops an install cut short by Ctrl-C, pip included; and it writes the
     settings and secrets last, after every virtualenv is built and sealed, so that an
     install stopped halfway never leaves secrets or a marker the next probe would trust.
+
+    With a ``venv_cache``, venvs are built once per host (and Python) in that folder and
+    the root's ``venvs/DIGEST`` link to them; ``links`` are the digests to link only.
     """
     return render(
         "install.sh",
@@ -423,6 +471,12 @@ def install_script(
         cache_dirs=CACHE_DIRS,
         cache_suffixes=CACHE_SUFFIXES,
         patch_failed_exit=PATCH_FAILED_EXIT,
+        links=" ".join(links or []),
+        venv_cache=venv_cache,
+        cache_keep=VENV_CACHE_KEEP,
+        cache_idle_s=VENV_CACHE_IDLE_S,
+        venv_uncached_exit=VENV_UNCACHED_EXIT,
+        relock_exit=tree_state.RELOCK_EXIT,
     )
 
 
@@ -433,10 +487,17 @@ def push(
     needs: HostNeeds,
     artifacts: Artifacts,
     found: Probe,
+    *,
+    venv_cache: str = "",
 ) -> PushReport:
+    """Send what the host lacks and install it: one round trip, or none when it lacks
+    nothing (two when the host refuses a patch, or no longer holds a venv it was to
+    link from ``venv_cache``, the host's cache of built venvs: none when empty)."""
     start = time.monotonic()
-    parts = missing(needs, found, artifacts)
-    if not parts:
+    if not venv_cache or pip_asked():
+        venv_cache, found = "", _uncached(found)
+    parts, links = missing(needs, found, artifacts), cached(needs, found)
+    if not parts and not links:
         return PushReport(transport.name, (), 0, 0, time.monotonic() - start)
     tried = patches = patches_for(parts, found, artifacts)
     trips = size = 0
@@ -444,14 +505,24 @@ def push(
         with open_push_stream(parts, needs, artifacts, patches) as stream:
             size += stream.seek(0, os.SEEK_END)
             stream.seek(0)
-            script = install_script(layout, python, parts, artifacts, needs, patches)
+            script = install_script(
+                layout, python, parts, artifacts, needs, patches, links=links, venv_cache=venv_cache
+            )
             result = transport.run(script, timeout=900, stdin=stream)
         trips += 1
-        if not (patches and result.exit_code == PATCH_FAILED_EXIT and not result.timed_out):
+        if result.timed_out:
             break
-        # The host's folder was not the tree it reported (changed since the probe): the
-        # whole stream again, with the bundles whole. Rare, so simple: one more round trip.
-        patches = {}
+        # Rare, so simple: one more round trip. The host's folder was not the tree it
+        # reported (changed since the probe): the bundles whole. Or a venv to link left
+        # the cache since the probe (the install stopped before changing anything): its
+        # wheels.
+        if patches and result.exit_code == PATCH_FAILED_EXIT:
+            patches = {}
+        elif links and result.exit_code == VENV_UNCACHED_EXIT:
+            found = _uncached(found)
+            parts, links = missing(needs, found, artifacts), []
+        else:
+            break
     result.check("installing the application and its virtualenvs")
     return PushReport(
         transport.name,
@@ -460,19 +531,41 @@ def push(
         trips,
         time.monotonic() - start,
         tuple(drifted(needs, found, artifacts)),
-        installer=installer_used(result.stdout)
-        if any(p.startswith("wheels-") for p in parts)
-        else None,
+        installer=installer_used(result.stdout),
         patched=tuple((part, d.changed, d.gone, part in patches) for part, d in tried.items()),
+        linked=tuple(d for d in linked_from(result.stdout) if d in {w.digest for w in needs.venvs}),
     )
 
 
+def pip_asked() -> bool:
+    """``READINESS_INSTALLER=pip`` asks for venvs that pip builds (to rule uv out, or to
+    time pip): the host's cache, where uv may have built them, is then left alone and
+    each deploy root builds its own, as before the cache."""
+    return os.environ.get(ENV_CHOICE, "").strip().lower() == "pip"
+
+
+def _uncached(found: Probe) -> Probe:
+    """The probe as if the host's cache held nothing: every venv the root lacks is sent."""
+    return Probe({**found.markers, "venvs_cached": ""}, found.facts)
+
+
 def installer_used(stdout: str) -> str | None:
-    """What the install script said built the venvs (``readiness: installer=uv 0.9.30``)."""
+    """What the install script said built the venvs (``readiness: installer=uv 0.9.30``);
+    None when it built none."""
     for line in stdout.splitlines():
         if line.startswith("readiness: installer="):
             return line.removeprefix("readiness: installer=").strip()[:40] or None
     return None
+
+
+def linked_from(stdout: str) -> list[str]:
+    """The venvs the install script said it took from the host's cache
+    (``readiness: linked=DIGEST ...``); hex names only."""
+    for line in stdout.splitlines():
+        if line.startswith("readiness: linked="):
+            words = line.removeprefix("readiness: linked=").split()
+            return [d for d in dict.fromkeys(words) if _HEX.fullmatch(d)]
+    return []
 
 
 # -- teardown ---------------------------------------------------------------------------

@@ -1,5 +1,11 @@
 """Targets: inventory hosts resolved to a concrete address, login and deploy root.
 
+Each target also names its host's cache of built virtualenvs (``venv_cache``), shared by
+every deploy root of that host and user, never by two hosts: a lab host's is in its own
+folder (lab hosts stand for separate machines, whatever filesystem they share), an ssh or
+local host's in ``/var/tmp/readiness-<user>/.venvs`` wherever the inventory puts the
+deploy root.
+
 Lab hosts are resolved through the lab's plan (one source of truth for names and
 addresses); ssh hosts carry their own address; ``local`` is this machine. Work over many
 hosts goes through :func:`on_all`, which runs every host to the end and then raises one
@@ -24,6 +30,9 @@ from orchestrator.lab import Lab
 from orchestrator.transport import LocalTransport, SSHTransport, Transport
 
 T = TypeVar("T")
+# The virtualenv cache's folder name, beside the default deploy roots (an inventory's
+# name never starts with a dot, so no root can be it).
+VENV_CACHE = ".venvs"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,9 @@ class Target:
     # The IP address services bind to and grants name; ``address`` may be a DNS name,
     # which SSH keeps using so that known_hosts entries by name still match.
     ip: str = ""
+    # The host's cache of built virtualenvs, for every deploy root of this host and user
+    # (orchestrator.deploy); empty: none, each root builds its own.
+    venv_cache: str = ""
 
     def __post_init__(self) -> None:
         if not self.ip:  # an address that is already an IP needs no resolving
@@ -94,6 +106,7 @@ def resolve_targets(inventory: Inventory, lab: Lab | None) -> dict[str, Target]:
                 deploy_root=host.deploy_root or f"{info.deploy_root}/{inventory.name}",
                 key_file=lab.key_file,
                 known_hosts=lab.known_hosts,
+                venv_cache=f"{info.deploy_root}/{VENV_CACHE}",
             )
         elif host.connection == "local":
             user = getpass.getuser()
@@ -102,6 +115,7 @@ def resolve_targets(inventory: Inventory, lab: Lab | None) -> dict[str, Target]:
                 address=host.address or "127.0.0.1",
                 user=user,
                 deploy_root=host.deploy_root or f"/var/tmp/readiness-{user}/{inventory.name}",
+                venv_cache=f"/var/tmp/readiness-{user}/{VENV_CACHE}",
             )
         else:
             user = host.user or getpass.getuser()
@@ -113,6 +127,7 @@ def resolve_targets(inventory: Inventory, lab: Lab | None) -> dict[str, Target]:
                 deploy_root=host.deploy_root or f"/var/tmp/readiness-{user}/{inventory.name}",
                 key_file=host.key_file or _default_key(),
                 known_hosts=host.known_hosts or Path.home() / ".ssh" / "known_hosts",
+                venv_cache=f"/var/tmp/readiness-{user}/{VENV_CACHE}",
             )
     return {name: replace(t, ip=_ip_of(t)) for name, t in targets.items()}
 

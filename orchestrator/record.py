@@ -106,6 +106,9 @@ class DeployRecord:
     installer: str | None = None
     # Code parts of ``sent`` that went as their difference from the version the host held.
     patched: list[PatchRecord] | None = None
+    # The virtualenvs (wheelhouse digests) linked from the host's cache of built
+    # virtualenvs, where another deploy root had them built: no wheels sent, none built.
+    linked: list[str] = field(default_factory=list)
 
 
 @dataclass

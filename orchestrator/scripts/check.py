@@ -52,6 +52,7 @@ LAYOUT = Layout(f"/srv/ready {HOSTILE}")
 VENV = LAYOUT.venv("abc123")
 ENV = {"PLAIN": "1", "TRICKY_VALUE": MULTILINE}
 PYTHON = f"/opt/py {HOSTILE}/bin/python3"
+CACHE = f"/var/tmp/readiness-{HOSTILE}/.venvs"
 
 
 def samples() -> dict[str, str]:
@@ -120,6 +121,10 @@ def _deploy_samples() -> dict[str, str]:
         "deploy.install_script[none]": deploy.install_script(
             LAYOUT, PYTHON, [], artifacts, deploy.HostNeeds(False, True, (), None)
         ),
+        "deploy.install_script[cache]": deploy.install_script(
+            LAYOUT, PYTHON, all_parts, artifacts, needs, links=["c0ffee"], venv_cache=CACHE
+        ),
+        "deploy.probe_script[cache]": deploy.probe_script(LAYOUT, PYTHON, venv_cache=CACHE),
         "deploy.tail_script": deploy.tail_script(f"{LAYOUT.run}/server.log", 1 << 20),
     }
 
@@ -147,15 +152,30 @@ def _layer_samples() -> dict[str, str]:
 
 def _capture_samples() -> dict[str, str]:
     run_id, layer = f"run {HOSTILE}", "rest-1"
+    window = capture.window_open_script(
+        LAYOUT,
+        run_id,
+        layer,
+        exclude_port=22,
+        listen_ports=[8000, 8001],
+        max_s=660.5,
+        python=PYTHON,
+    )
+    server = appserver.DjangoServer(
+        LAYOUT, VENV, "testserver", "10.0.0.2", 8000, (f"odd {HOSTILE}.json",), "/api/h", ENV
+    )
+    ledger = f"{LAYOUT.results(run_id)}/{layer}.ledger.jsonl"
     return {
-        "capture.window_open_script": capture.window_open_script(
-            LAYOUT,
-            run_id,
-            layer,
-            exclude_port=22,
-            listen_ports=[8000, 8001],
-            max_s=660.5,
-            python=PYTHON,
+        "capture.window_open_script": window,
+        # A server's start (stop) and the window's opening go to a host as one script.
+        "capture.window_transition_script[start]": capture.window_transition_script(
+            LAYOUT, server.start_script(), window, gated=True
+        ),
+        "capture.window_transition_script[stop]": capture.window_transition_script(
+            LAYOUT, server.stop_script(), window, gated=False
+        ),
+        "capture.window_close_script[ledger]": capture.window_close_script(
+            LAYOUT, run_id, layer, watch_ports=[8000], ledger=ledger
         ),
         "capture.window_open_script[no ports]": capture.window_open_script(
             LAYOUT, run_id, layer, exclude_port=2222, listen_ports=[], max_s=60

@@ -26,7 +26,14 @@ def connect_step(ctx: Context) -> None:
 
     def one(name: str) -> Probe:
         extra = engine.probe_script if db_host is not None and name == db_host.name else ""
-        found = probe(ctx.transports[name], ctx.layout(name), ctx.targets[name].host.python, extra)
+        target = ctx.targets[name]
+        found = probe(
+            ctx.transports[name],
+            ctx.layout(name),
+            target.host.python,
+            extra,
+            venv_cache=target.venv_cache,
+        )
         ctx.progress(name, "connect", f"python {found.facts.get('python')}")
         return found
 

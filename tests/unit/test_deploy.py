@@ -6,6 +6,8 @@ import dataclasses
 import importlib
 import io
 import os
+import stat
+import subprocess
 import sys
 import tarfile
 import threading
@@ -13,9 +15,11 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orchestrator import deploy
 from orchestrator.appconfig import render_settings_overlay
 from orchestrator.bundle import Bundle, build_bundle
 from orchestrator.components import mariadb
@@ -27,6 +31,7 @@ from orchestrator.deploy import (
     HostNeeds,
     Probe,
     PushReport,
+    cached,
     drifted,
     install_script,
     installer_used,
@@ -382,9 +387,12 @@ class Deployed:
     needs: HostNeeds
     artifacts: Artifacts
     local: LocalTransport
+    # The host's cache of built venvs (hosts.Target.venv_cache); empty: none.
+    venv_cache: str = ""
 
     def probe(self) -> Probe:
-        result = self.local.run(probe_script(self.layout, sys.executable), timeout=60)
+        script = probe_script(self.layout, sys.executable, venv_cache=self.venv_cache)
+        result = self.local.run(script, timeout=60)
         assert result.ok, result.stderr
         return parse_probe(result.stdout)
 
@@ -392,7 +400,15 @@ class Deployed:
         return self.report(found).sent
 
     def report(self, found: Probe) -> PushReport:
-        return push(self.local, self.layout, sys.executable, self.needs, self.artifacts, found)
+        return push(
+            self.local,
+            self.layout,
+            sys.executable,
+            self.needs,
+            self.artifacts,
+            found,
+            venv_cache=self.venv_cache,
+        )
 
     @property
     def site_packages(self) -> Path:
@@ -885,3 +901,338 @@ def test_a_push_far_larger_than_its_spool_never_sits_in_memory(tmp_path: Path) -
         tracemalloc.stop()
     assert result.ok and int(result.stdout.split()[0]) > 48 << 20
     assert peak < SPOOL_BYTES + (4 << 20), peak
+
+
+# -- the host's cache of built virtualenvs (issue 13) -------------------------------------
+
+# A stand-in for pip that installs for real: every wheel's files unpacked into the venv's
+# site-packages (a wheel is a zip), after READINESS_TEST_PIP_SLEEP seconds if set (a
+# long build, for two installs of the same venv at once).
+UNZIP_PIP = """\
+import os, sys, sysconfig, time, zipfile
+time.sleep(float(os.environ.get("READINESS_TEST_PIP_SLEEP") or 0))
+site = sysconfig.get_paths()["purelib"]
+for whl in sys.argv[1:]:
+    if whl.endswith(".whl") and not os.path.basename(whl).startswith("pip-"):
+        zipfile.ZipFile(whl).extractall(site)
+"""
+D1 = "d1d1d1d1d1d1d1d1d1d1"  # wheelhouse digests are hex: only hex names use the cache
+D2 = "d2d2d2d2d2d2d2d2d2d2"
+WHEEL_BYTES = 64 << 10
+
+
+class Recording(LocalTransport):
+    """A local host that keeps each script's result (the install's stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: list[Result] = []
+
+    def run(self, script: str, **kwargs: Any) -> Result:
+        result = super().run(script, **kwargs)
+        self.results.append(result)
+        return result
+
+
+def cache_house(tmp_path: Path, digest: str, module: str = "hello") -> Wheelhouse:
+    """A wheelhouse of pip (UNZIP_PIP) and one package holding ``module``."""
+    wheels = tmp_path / f"wh-{digest}"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "pip-99-py3-none-any.whl", "w") as whl:
+        whl.writestr("pip/__main__.py", UNZIP_PIP)
+    with zipfile.ZipFile(wheels / f"{module}-1.0-py3-none-any.whl", "w") as whl:
+        whl.writestr(f"{module}.py", f"NAME = {module!r}\n")
+        whl.writestr(f"{module}.dat", os.urandom(WHEEL_BYTES))  # what a link saves sending
+    return Wheelhouse(wheels, digest)
+
+
+def cache_root(tmp_path: Path, name: str, house: Wheelhouse, cache: Path) -> Deployed:
+    """A deploy root of its own (app, client, settings) on the host whose cache is
+    ``cache``, needing the venv of ``house``."""
+    app, cli = tmp_path / "src", tmp_path / "cli"
+    for folder in (app, cli):
+        folder.mkdir(exist_ok=True)
+        (folder / "m.py").write_text("x = 1\n")
+    artifacts = Artifacts(build_bundle(app), build_bundle(cli), house, house)
+    config = HostConfig({"readiness_settings.py": "X = 1\n"}, {"K": "v"})
+    return Deployed(
+        Layout(str(tmp_path / name)),
+        HostNeeds(True, True, (house,), config),
+        artifacts,
+        Recording(),
+        str(cache),
+    )
+
+
+def run_in(venv: Path, code: str) -> str:
+    """What ``code`` prints, run by the venv's Python as layers run it (by its path)."""
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_a_second_deploy_root_with_the_same_wheels_links_the_venv_built_for_the_first(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    house = cache_house(tmp_path, D1)
+    first = cache_root(tmp_path, "first", house, cache)
+    second = cache_root(tmp_path, "second", house, cache)
+
+    built = first.report(first.probe())
+    assert built.sent == ("app", "client", f"wheels-{D1}", "etc") and built.linked == ()
+    assert built.installer == "pip"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700  # made owner-only: /var/tmp is shared
+
+    found = second.probe()
+    assert found.markers["venvs"] == "" and found.markers["venvs_cached"] == D1
+    report = second.report(found)
+    assert report.sent == ("app", "client", "etc") and report.linked == (D1,), report
+    assert report.installer is None and report.round_trips == 1
+    assert report.bytes_sent < built.bytes_sent - WHEEL_BYTES
+
+    venv = Path(second.layout.venv(D1))
+    assert venv.is_symlink() and os.readlink(venv).startswith(f"{cache}/")
+    assert venv.resolve() == Path(first.layout.venv(D1)).resolve()
+    # Through the link, the venv is the root's own: its prefix and imports say the root
+    # (what stop scripts recognise a root's processes by), the package is there.
+    prefix, where, name = run_in(
+        venv, "import sys, hello; print(sys.prefix); print(hello.__file__); print(hello.NAME)"
+    ).splitlines()
+    assert prefix == str(venv) and where.startswith(f"{venv}/") and name == "hello"
+    for host in (first, second):  # warm: nothing to send, nothing to link
+        found = host.probe()
+        assert missing(host.needs, found, host.artifacts) == [] == cached(host.needs, found)
+
+
+def test_a_changed_cache_entry_is_rebuilt_as_a_new_one_the_old_root_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    """A layer pip-installs into a venv shared by two roots: the root redeployed gets a
+    new entry (never the shared one rebuilt in place); the other still runs from the old
+    one until its own redeploy, which links the new one and is sent no wheels."""
+    cache = tmp_path / "cache"
+    house = cache_house(tmp_path, D1)
+    first = cache_root(tmp_path, "first", house, cache)
+    second = cache_root(tmp_path, "second", house, cache)
+    first.push(first.probe())
+    assert second.report(second.probe()).linked == (D1,)
+    old = Path(os.readlink(second.layout.venv(D1)))
+    site = next(old.glob("lib/python3*/site-packages"))
+    (site / "planted.py").write_text("LEFT = 'by a layer of the second root'\n")
+
+    found = second.probe()
+    assert found.markers["venvs_changed"] == D1 and found.markers["venvs_cached"] == ""
+    report = second.report(found)
+    assert f"wheels-{D1}" in report.sent and report.drifted == (f"wheels-{D1}",)
+    assert report.linked == ()
+    new = Path(os.readlink(second.layout.venv(D1)))
+    assert new != old and not list(new.glob("lib/python3*/site-packages/planted.py"))
+    # The first root: its link and its entry as they were, and it still runs.
+    assert Path(os.readlink(first.layout.venv(D1))) == old and (site / "planted.py").exists()
+    assert run_in(Path(first.layout.venv(D1)), "import hello, planted; print(planted.LEFT)")
+
+    found = first.probe()
+    assert found.markers["venvs_changed"] == D1 and found.markers["venvs_cached"] == D1
+    report = first.report(found)
+    assert report.sent == () and report.linked == (D1,) and report.round_trips == 1
+    assert Path(os.readlink(first.layout.venv(D1))) == new
+    assert missing(first.needs, first.probe(), first.artifacts) == []
+
+
+def test_a_venv_whose_cache_entry_was_collected_is_built_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache keeps the most recently used entries: another venv's install removes
+    the first root's, whose link then leads nowhere. Its probe reports the venv missing
+    (not cached either), and its next deploy builds it anew."""
+    monkeypatch.setattr(deploy, "VENV_CACHE_KEEP", 1)
+    monkeypatch.setattr(deploy, "VENV_CACHE_IDLE_S", 0)
+    cache = tmp_path / "cache"
+    first = cache_root(tmp_path, "first", cache_house(tmp_path, D1), cache)
+    other = cache_root(tmp_path, "other", cache_house(tmp_path, D2, "world"), cache)
+    first.push(first.probe())
+    other.push(other.probe())
+
+    link = Path(first.layout.venv(D1))
+    assert link.is_symlink() and not link.exists()  # dangling: its entry was collected
+    assert all(D2 in p.name for p in cache.iterdir()), sorted(cache.iterdir())
+    found = first.probe()
+    assert found.markers["venvs"] == "" and found.markers["venvs_cached"] == D2
+    report = first.report(found)
+    assert f"wheels-{D1}" in report.sent and report.linked == () and report.drifted == ()
+    assert run_in(link, "import hello; print(hello.NAME)") == "hello\n"
+    assert missing(first.needs, first.probe(), first.artifacts) == []
+
+
+def test_an_entry_used_in_the_last_day_stays_beyond_the_keep_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server kept running from an entry, or another inventory's run in progress, does
+    not touch it: the collection spares whatever was linked or probed recently."""
+    monkeypatch.setattr(deploy, "VENV_CACHE_KEEP", 1)
+    cache = tmp_path / "cache"
+    first = cache_root(tmp_path, "first", cache_house(tmp_path, D1), cache)
+    other = cache_root(tmp_path, "other", cache_house(tmp_path, D2, "world"), cache)
+    first.push(first.probe())
+    other.push(other.probe())
+    link = Path(first.layout.venv(D1))
+    assert link.exists()  # beyond the one kept, but used minutes ago
+    assert run_in(link, "import hello; print(hello.NAME)") == "hello\n"
+
+
+def test_a_venv_to_link_that_left_the_cache_after_the_probe_is_sent_in_a_second_trip(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    house = cache_house(tmp_path, D1)
+    first = cache_root(tmp_path, "first", house, cache)
+    second = cache_root(tmp_path, "second", house, cache)
+    first.push(first.probe())
+    found = second.probe()
+    assert found.markers["venvs_cached"] == D1
+    entry = Path(os.readlink(first.layout.venv(D1)))
+    (next(entry.glob("lib/python3*/site-packages")) / "planted.py").write_text("")
+
+    report = second.report(found)
+
+    assert report.round_trips == 2 and f"wheels-{D1}" in report.sent and report.linked == ()
+    assert Path(os.readlink(second.layout.venv(D1))) != entry
+    assert missing(second.needs, second.probe(), second.artifacts) == []
+
+
+def unsafe_cache(tmp_path: Path, how: str) -> Path:
+    cache = tmp_path / "cache"
+    if how == "below a folder anyone can write":  # and not sticky: cache can be swapped
+        (tmp_path / "shared").mkdir()
+        (tmp_path / "shared").chmod(0o777)
+        cache = tmp_path / "shared" / "cache"
+    if how == "a symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        cache.symlink_to(tmp_path / "elsewhere")
+    else:
+        cache.mkdir(mode=0o700)
+    if how == "group-writable":
+        cache.chmod(0o770)
+    elif how == "another user's":
+        if os.geteuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        os.chown(cache, 65534, 65534)
+    return cache
+
+
+@pytest.mark.parametrize(
+    "how", ["group-writable", "a symlink", "another user's", "below a folder anyone can write"]
+)
+def test_an_unsafe_cache_folder_is_not_used_and_the_root_builds_its_venv(
+    tmp_path: Path, how: str
+) -> None:
+    """/var/tmp is shared: a cache folder someone else could change is not trusted. The
+    install says so and builds in the deploy root as before; the probe trusts nothing in
+    it (a root's link into it included)."""
+    cache = unsafe_cache(tmp_path, how)
+    host = cache_root(tmp_path, "root", cache_house(tmp_path, D1), cache)
+
+    report = host.report(host.probe())
+
+    assert f"wheels-{D1}" in report.sent and report.linked == ()
+    assert isinstance(host.local, Recording)
+    assert "not using the virtualenv cache" in host.local.results[-1].stderr
+    venv = Path(host.layout.venv(D1))
+    assert venv.is_dir() and not venv.is_symlink() and os.listdir(cache) == []
+    assert run_in(venv, "import hello; print(hello.NAME)") == "hello\n"
+    found = host.probe()
+    assert found.markers["venvs"] == D1 and found.markers["venvs_cached"] == ""
+
+
+def test_the_keep_cleanup_removes_a_link_but_never_the_entry_it_leads_to(
+    tmp_path: Path,
+) -> None:
+    """New requirements: the root's link to the old venv goes, and only the link (``rm
+    -rf link/`` would empty the entry), so another root can still link that entry."""
+    cache = tmp_path / "cache"
+    old = cache_house(tmp_path, D1)
+    first = cache_root(tmp_path, "first", old, cache)
+    first.push(first.probe())
+    entry = Path(os.readlink(first.layout.venv(D1)))
+    changed = dataclasses.replace(
+        first, needs=dataclasses.replace(first.needs, venvs=(cache_house(tmp_path, D2),))
+    )
+    changed.push(changed.probe())
+
+    assert sorted(os.listdir(Path(first.layout.root, "venvs"))) == [D2]
+    assert list(entry.glob("lib/python3*/site-packages/hello.py"))
+    second = cache_root(tmp_path, "second", old, cache)
+    report = second.report(second.probe())
+    assert report.linked == (D1,) and f"wheels-{D1}" not in report.sent
+
+
+def test_two_roots_deploying_the_same_venv_at_once_build_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both probes find nothing cached, so both are sent the wheels; the key's lock
+    makes the second wait for the first's build and link it, never build beside it."""
+    monkeypatch.setenv("READINESS_TEST_PIP_SLEEP", "1")
+    cache = tmp_path / "cache"
+    house = cache_house(tmp_path, D1)
+    roots = [cache_root(tmp_path, name, house, cache) for name in ("one", "two")]
+    found = [root.probe() for root in roots]
+    reports: list[PushReport] = []
+    threads = [
+        threading.Thread(target=lambda r=root, f=probed: reports.append(r.report(f)))
+        for root, probed in zip(roots, found, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert sorted(r.linked for r in reports) == [(), (D1,)], reports
+    assert all(f"wheels-{D1}" in r.sent for r in reports)
+    entries = [p for p in cache.iterdir() if p.is_dir() and not p.is_symlink()]
+    assert len(entries) == 1, sorted(cache.iterdir())
+    assert {Path(root.layout.venv(D1)).resolve() for root in roots} == {entries[0]}
+
+
+def test_a_deploy_that_asks_for_pip_builds_its_own_venv_whatever_the_cache_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """READINESS_INSTALLER=pip asks for venvs pip built: one uv may have built in the
+    cache is not linked, and the pip-built one is not put there."""
+    cache = tmp_path / "cache"
+    house = cache_house(tmp_path, D1)
+    first = cache_root(tmp_path, "first", house, cache)
+    first.push(first.probe())
+    entries = sorted(cache.iterdir())
+    monkeypatch.setenv("READINESS_INSTALLER", "pip")
+    second = cache_root(tmp_path, "second", house, cache)
+
+    report = second.report(second.probe())
+
+    assert f"wheels-{D1}" in report.sent and report.linked == () and report.installer == "pip"
+    venv = Path(second.layout.venv(D1))
+    assert venv.is_dir() and not venv.is_symlink() and sorted(cache.iterdir()) == entries
+
+
+def test_a_cache_folder_on_a_noexec_filesystem_is_not_used(tmp_path: Path) -> None:
+    """Hardened hosts mount /var/tmp noexec: venvs there could not run their scripts or
+    load their extensions, and the tests would fail for the host's reason, not the
+    application's. (A tmpfs mounted noexec here: the tests run as root, as CI does.)"""
+    import subprocess
+
+    from orchestrator.scripts import tree_state
+
+    mount = tmp_path / "noexec"
+    mount.mkdir(mode=0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,mode=0700", "t", str(mount)], check=True)
+    try:
+        cache = mount / ".venvs"
+        cache.mkdir(mode=0o700)
+        assert "mounted noexec" in tree_state.cache_problem(bytes(cache))
+        plain = tmp_path / "plain"
+        plain.mkdir(mode=0o700)
+        assert "noexec" not in tree_state.cache_problem(bytes(plain))
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
