@@ -59,6 +59,19 @@ def inventory(source: Path, hosts: int) -> str:
     return lab + "hosts:\n" + "\n".join(lines) + "\n" + broker_application(source)
 
 
+def deployed_s(record: dict[str, Any]) -> float:
+    """From the deploy step's start until every host is deployed. The step itself ends
+    sooner when a client-only host's deploy goes on in the background (pipelined), so
+    its duration is when the first layer could start, not the cost of the deploy."""
+    step = next(s for s in record["steps"] if s["name"] == "deploy")
+    ends = [
+        float(d["start_s"]) + float(d["duration_s"])
+        for d in record["deploy"]
+        if d.get("duration_s")
+    ]
+    return max([float(step["duration_s"]), *(e - float(step["start_s"]) for e in ends)])
+
+
 def layer_s(record: dict[str, Any], name: str) -> float:
     return float(next(la["duration_s"] for la in record["layers"] if la["name"] == name))
 
@@ -112,23 +125,30 @@ def main() -> None:
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             # Warm the control node's caches (wheelhouses, uv): building is not deploying.
             readiness(work, "warmup", inventory(source, 1), f"--suite={work / 'noop.yaml'}")
-            colds = {n: cold(work, source, n) for n in (1, 3, 6, 12)}
-            # The one-host inventory is deployed (cold1): change one file, deploy again.
-            target = source / "broker" / "settings.py"
-            target.write_text(target.read_text() + "\n# one changed line\n")
-            changed = readiness(
-                work, "cold1", inventory(source, 1), f"--suite={work / 'noop.yaml'}"
-            )
+            colds: dict[int, dict[str, Any]] = {}
+            for n in (1, 3, 6, 12):
+                # Fresh lab hosts for each size: a host's cache of built virtualenvs
+                # would make a second deploy there link instead of build (not cold).
+                lab_down(prefix=PREFIX, state_dir=work / "lab" / PREFIX)
+                colds[n] = cold(work, source, n)
+                if n == 1:  # cold1 is deployed: change one file, deploy again
+                    target = source / "broker" / "settings.py"
+                    target.write_text(target.read_text() + "\n# one changed line\n")
+                    changed = readiness(
+                        work, "cold1", inventory(source, 1), f"--suite={work / 'noop.yaml'}"
+                    )
             clients = {n: readiness(work, f"clients{n}", inventory(source, n + 2)) for n in (1, 10)}
             size, rss = push_rss(work)
         finally:
             lab_down(prefix=PREFIX, state_dir=work / "lab" / PREFIX)
-    base = step_s(colds[1], "deploy")
+    base = deployed_s(colds[1])
     for n, record in colds.items():
-        deploy = step_s(record, "deploy")
+        deploy, first = deployed_s(record), step_s(record, "deploy")
         print(
             f"cold deploy, {n:2d} host(s)   {deploy:7.2f} s   ratio {deploy / base:5.2f}x "
-            f"(target for 12 <= 1.3x)   sent {bytes_sent(record) / 1e6:7.1f} MB"
+            f"(target for 12 <= 1.3x)   sent {bytes_sent(record) / 1e6:7.1f} MB   "
+            f"first layer could start after {first:6.2f} s ({first / base:4.2f}x; the "
+            "client hosts' deploys go on in the background)"
         )
     redeploy = step_s(changed, "deploy")
     print(

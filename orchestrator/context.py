@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.inventory import Inventory
 from orchestrator.layout import Layout
+from orchestrator.pending import Pending
 from orchestrator.plan import Plan
 from orchestrator.record import RunRecord, StepRecord
 from orchestrator.store import RunStore
@@ -48,6 +49,9 @@ class Context:
     database: Database | None = None
     servers: dict[str, AppServer] = field(default_factory=dict)
     servers_up: bool = False
+    # Deploys that go on while the first layers run (a client-only host's): a layer waits
+    # for its hosts', the run's end for the rest (orchestrator.pending).
+    deploys: Pending = field(default_factory=lambda: Pending("deploy"))
     # What runs now, for the record of an interrupted run.
     running_step: str | None = None
     running_layer: str | None = None

@@ -64,6 +64,20 @@ class Plan:
     def database_link(self, server: str) -> str:
         return dict(self.database_links)[server]
 
+    @property
+    def deployed_later(self) -> tuple[str, ...]:
+        """The hosts whose deploy goes on while the first layers run: those with only the
+        client to deploy, awaited before the first layer that runs on them. The database
+        and the servers are awaited before any layer: a layer may use them without saying
+        so (Django's tests reach the database whatever the suite declares). ``--faults``
+        waits for every host: a fault must not slow or reset a deploy."""
+        if self.options.faults:
+            return ()
+        parts: dict[str, set[str]] = {}
+        for step in self.deploy:
+            parts.setdefault(step.host, set()).add(step.component)
+        return tuple(host for host, components in parts.items() if components == {"client"})
+
     def describe(self) -> str:
         """A human-readable rendering, for ``--dry-run``."""
         inv = self.inventory
@@ -80,6 +94,12 @@ class Plan:
         lines.append("deploy (in parallel across hosts):")
         for deploy_step in self.deploy:
             lines.append(f"  {deploy_step.host:<16} {deploy_step.component}")
+        if self.deployed_later:
+            lines.append(
+                f"  (the layers start once the other hosts are deployed; "
+                f"{', '.join(self.deployed_later)} go(es) on in the background until a layer "
+                "runs there)"
+            )
         if self.database_links:
             lines.append("database link:")
             for server, link in self.database_links:

@@ -3,8 +3,17 @@
 Per host, at the same time: its database (if the plan has a ``db`` step there), and one
 stream holding only what its ``server`` and ``client`` steps lack (the database starts
 while the code streams and the virtualenvs build). Each server's configuration is
-decided before any host work starts, so a missing environment variable is a
-configuration error naming the variable, not a failure of some host.
+decided, and each host's wheels checked against its Python, before any host work
+starts, so a missing environment variable is a configuration error naming the variable,
+not a failure of some host.
+
+The deploy is pipelined: the step ends once the hosts of the database and the servers
+are deployed, and a client-only host's deploy goes on in the background
+(:attr:`~orchestrator.plan.Plan.deployed_later`, :mod:`orchestrator.pending`) until the
+first layer that runs there waits for it. Its record entry keeps its own start and
+duration, so the timeline shows the overlap. What it sends is SSH traffic on a
+connection already open, which the RST capture leaves out and which moves none of the
+counters attribution reads (resets, overflows, aborts) on the server layers' hosts.
 """
 
 from __future__ import annotations
@@ -22,12 +31,14 @@ from orchestrator.deploy import HostConfig, HostNeeds, check_wheels_fit, push
 from orchestrator.exceptions import GroupError
 from orchestrator.hosts import on_all
 from orchestrator.network import DatabaseLink, network_of, nodes_of
+from orchestrator.pending import Pending
 from orchestrator.provenance import secret_values
 from orchestrator.record import DeployRecord, NetworkRecord, PatchRecord
 
 
 def deploy_step(ctx: Context) -> None:
-    """Every host in parallel: its database (if db) and the one stream it lacks (if any)."""
+    """Every host in parallel: its database (if db) and the one stream it lacks (if any);
+    a client-only host's goes on in the background while the first layers run."""
     # The application's own secrets (its environment's tokens) are scrubbed like ours.
     ctx.extra_secrets += secret_values(ctx.inventory)
     managed = _managed_database(ctx)
@@ -39,15 +50,48 @@ def deploy_step(ctx: Context) -> None:
     ctx.servers = app_servers(ctx)
     ctx.record.network = _network(ctx, endpoints)
     ctx.record.deploy = [DeployRecord(s.host, s.component) for s in ctx.plan.deploy]
+    _check_fit(ctx)
+    ctx.deploys = Pending("deploy", on_failure=lambda err: _failed(ctx, err))
+    ctx.deploys.start(ctx.plan.hosts, lambda name: _deploy_host(ctx, name, grant, configs))
+    later = ctx.plan.deployed_later
+    ctx.deploys.wait(name for name in ctx.plan.hosts if name not in later)
+    if running := [name for name in later if name in ctx.deploys.running()]:
+        ctx.progress(", ".join(running), "deploy", "goes on while the layers before its own run")
+
+
+def _check_fit(ctx: Context) -> None:
+    """Wheels that cannot install on a host (another Python or CPU) are told before any
+    host is touched, never after the layers that did not need that host (exit 3, the
+    host's error, naming the interpreter to point it at)."""
+    assert ctx.artifacts is not None
+    houses = {"server": ctx.artifacts.server_wheels, "client": ctx.artifacts.client_wheels}
+
+    def fits(name: str) -> None:
+        needed = {
+            houses[s.component].digest: houses[s.component]
+            for s in ctx.plan.deploy
+            if s.host == name and s.component in houses
+        }
+        if needed:
+            check_wheels_fit(name, ctx.probes[name].facts, tuple(needed.values()))
+
     try:
-        on_all("deploy", ctx.plan.hosts, lambda name: _deploy_host(ctx, name, grant, configs))
+        on_all("deploy", ctx.plan.hosts, fits)
     except GroupError as err:
-        for name, failure in err.failures.items():
-            ctx.keep_output(name, "deploy", failure)
-            for entry in _entries(ctx, name):
-                if entry.status == "running":
-                    entry.status, entry.error = "failed", ctx.redact(str(failure))
+        _failed(ctx, err)
+        for entry in ctx.record.deploy:  # the others were never started: not "running"
+            if entry.status == "running":
+                entry.status = "skipped"
         raise
+
+
+def _failed(ctx: Context, err: GroupError) -> None:
+    """Each failed host's entries still running say its error, and its output is kept."""
+    for name, failure in err.failures.items():
+        ctx.keep_output(name, "deploy", failure)
+        for entry in _entries(ctx, name):
+            if entry.status == "running":
+                entry.status, entry.error = "failed", ctx.redact(str(failure))
 
 
 def _servers(ctx: Context) -> list[str]:
@@ -227,8 +271,7 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
     houses = [artifacts.server_wheels] * ("server" in components) + [artifacts.client_wheels] * (
         "client" in components
     )
-    check_wheels_fit(name, ctx.probes[name].facts, tuple(houses))
-    _started(ctx, name, db=False)
+    _started(ctx, name, db=False)  # the wheels were checked to fit first (_check_fit)
     needs = HostNeeds(
         app="server" in components,
         client="client" in components,
@@ -236,9 +279,15 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
         config=config,
         tool=artifacts.tools.get(ctx.probes[name].facts.get("machine", "")),
     )
-    host = ctx.targets[name].host
+    target = ctx.targets[name]
     report = push(
-        ctx.transports[name], ctx.layout(name), host.python, needs, artifacts, ctx.probes[name]
+        ctx.transports[name],
+        ctx.layout(name),
+        target.host.python,
+        needs,
+        artifacts,
+        ctx.probes[name],
+        venv_cache=target.venv_cache,
     )
     for entry in _entries(ctx, name):
         if entry.component != "db":
@@ -248,11 +297,16 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
             entry.round_trips = report.round_trips
             entry.installer = report.installer
             entry.patched = [PatchRecord(*patch) for patch in report.patched]
+            entry.linked = list(report.linked)
     patched = {
         p: f"{p} ({files} changed, {gone} removed)" if ok else f"{p} (whole: the patch was refused)"
         for p, files, gone, ok in report.patched
     }
-    what = ", ".join(patched.get(part, part) for part in report.sent) or "nothing (up to date)"
+    what = ", ".join(patched.get(part, part) for part in report.sent) or (
+        "nothing" if report.linked else "nothing (up to date)"
+    )
+    if report.linked:  # built before for another deploy root of this host
+        what += "; venvs linked from the host's cache"
     if report.installer:
         what += f"; venvs built with {report.installer}"
         if report.installer == "pip" and artifacts.tools_missing:

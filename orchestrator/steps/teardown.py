@@ -28,6 +28,7 @@ def teardown_step(ctx: Context) -> None:
     # Fault profiles first, even with --keep: a reset rule left in a kept lab would
     # mislead whoever uses it next, and the teardown's own traffic must not suffer them.
     failures = {f"faults on {k}": v for k, v in faults.remove(ctx).items()}
+    failures.update(_settle_deploys(ctx, keep=keep))
     try:
         on_all("teardown", list(ctx.transports), lambda name: _one(ctx, name, keep=keep))
     except GroupError as err:
@@ -39,6 +40,41 @@ def teardown_step(ctx: Context) -> None:
     )
     if not keep:
         ctx.progress("all", "teardown", "failed on " + ", ".join(failures) if failures else "done")
+
+
+# How often teardown stops a deploy still going on, and how long it waits each time for
+# it to end: a push may be between round trips, or still building its stream, when the
+# first stray kill comes.
+SETTLE_TRIES, SETTLE_WAIT_S = 5, 2.0
+
+
+def _settle_deploys(ctx: Context, *, keep: bool) -> dict[str, str]:
+    """A deploy still going on in the background (the run ended before a layer waited
+    for it) ends before teardown touches its host: else the install could put the
+    secrets back after teardown removed them. Cut short (its install killed, as
+    teardown's own stray kill would, again until it ends) unless ``--keep`` asked for
+    the stack; either way its thread is waited for, and its record entry says how it
+    ended. Returns what went wrong, for the teardown's record: never raises (the
+    rest of the teardown must run)."""
+    try:
+        for _ in range(SETTLE_TRIES if not keep else 0):
+            running = ctx.deploys.running()
+            if not running:
+                break
+            with contextlib.suppress(GroupError):
+                on_all(
+                    "stopping the deploys still going on",
+                    running,
+                    lambda name: ctx.transports[name].run(
+                        deploy.stray_kill_script(ctx.layout(name)), timeout=60
+                    ),
+                )
+            if ctx.deploys.ended_within(SETTLE_WAIT_S):
+                break
+        ctx.deploys.settle()
+    except Exception as err:  # e.g. the run store's disk is full: teardown goes on
+        return {"deploys still going on": ctx.redact(f"{type(err).__name__}: {err}")}
+    return {}
 
 
 def _one(ctx: Context, name: str, *, keep: bool) -> None:

@@ -105,6 +105,48 @@ def test_cluster_runs_all_three_layers_and_is_ready(workdir: Path) -> None:
     deltas = record["counters"]["rest-integration"]
     assert deltas["h4"]["delta"]["Tcp.ActiveOpens"] > deltas["h2"]["delta"]["Tcp.ActiveOpens"]
     assert_clean_ledger(record, socket_link="tcp", server_host="h3")
+    assert_pipelined(record, client="h4")
+
+
+def assert_pipelined(record: dict[str, Any], *, client: str) -> None:
+    """The deploy step waited for the database and server hosts only, and the layers on
+    the client host waited for its deploy, which is complete in the record."""
+    ends = {d["host"]: d["start_s"] + d["duration_s"] for d in record["deploy"]}
+    assert all(d["status"] == "ok" for d in record["deploy"]), record["deploy"]
+    step = next(s for s in record["steps"] if s["name"] == "deploy")
+    step_end = step["start_s"] + step["duration_s"]
+    assert all(end <= step_end + 0.05 for host, end in ends.items() if host != client), ends
+    for layer in record["layers"]:
+        if client in layer["hosts"]:
+            assert layer["start_s"] >= ends[client], (layer["name"], ends)
+
+
+def test_the_server_layers_run_while_a_slow_client_host_is_still_deploying(
+    workdir: Path,
+) -> None:
+    """The client host's interpreter takes 30 s to make a virtualenv, so its deploy
+    outlasts the server's: the server layers run meanwhile, the client layer waits.
+    With pip asked for: the hosts' caches hold the client venv an earlier test built,
+    which a second deploy would only link, making no virtualenv at all."""
+    slow = workdir / "slow-python"
+    slow.write_text(
+        '#!/bin/sh\ncase "$*" in *"-m venv"*) sleep 30 ;; esac\nexec /usr/bin/python3 "$@"\n'
+    )
+    slow.chmod(0o755)
+    text = CLUSTER.replace(
+        "{name: h4, roles: [client]}", f"{{name: h4, roles: [client], python: {slow}}}"
+    )
+    assert str(slow) in text
+    run = run_readiness(workdir, "slow-client", text, env={"READINESS_INSTALLER": "pip"})
+    code, output, record = run.code, run.diagnostics(), run.record
+    assert code == 0, output[-4000:]
+    assert_pipelined(record, client="h4")
+    client = next(d for d in record["deploy"] if d["host"] == "h4")
+    client_end = client["start_s"] + client["duration_s"]
+    first, *_, rest = record["layers"]
+    assert first["hosts"] == ["h3"] and first["start_s"] < client_end - 5, (first, client)
+    assert rest["hosts"] == ["h4"] and rest["start_s"] >= client_end
+    assert "h4" in output and "goes on while the layers before its own run" in output
 
 
 def test_the_cluster_taken_from_an_ansible_ini_inventory_is_ready(workdir: Path) -> None:

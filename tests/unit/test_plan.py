@@ -47,6 +47,23 @@ def test_cluster_plan_is_distributed_and_uses_tcp(app_dir: Path, write_yaml: Wri
     assert plan.layers[2].hosts == ("cl1",)
 
 
+def test_only_a_client_only_hosts_deploy_goes_on_while_the_first_layers_run(
+    app_dir: Path, write_yaml: Write
+) -> None:
+    suite = load_suite(write_yaml("s.yaml", SUITE))
+    cluster = build_plan(load_inventory(write_yaml("c.yaml", CLUSTER)), suite)
+    assert cluster.deployed_later == ("cl1",)
+    assert "cl1 go(es) on in the background until a layer runs there" in cluster.describe()
+    # All-on-one: the host has the database and the server, which any layer may use.
+    single = build_plan(load_inventory(write_yaml("i.yaml", SINGLE)), suite)
+    assert single.deployed_later == () and "background" not in single.describe()
+    # A fault must not slow or reset a deploy: every host is deployed before it.
+    faulted = build_plan(
+        load_inventory(write_yaml("c.yaml", CLUSTER)), suite, Options(faults=("rst",))
+    )
+    assert faulted.deployed_later == ()
+
+
 def test_keep_going_opens_every_gate_and_describe_says_so(app_dir: Path, write_yaml: Write) -> None:
     plan = build_plan(
         load_inventory(write_yaml("c.yaml", CLUSTER)),
