@@ -7,6 +7,13 @@ and marked so that teardown stops them if readiness dies. Closing (one round tri
 until the layer's connections are gone (a window closed earlier leaks their late resets
 into the next one: FINDINGS pitfall 6), stops both and reads the counters again.
 
+Each layer pays these round trips on every host, so the work that has to happen next to
+them rides along instead of costing round trips of its own: a server's start or stop
+goes in front of the opening (:func:`window_transition_script`, the server first and to
+its end, so that its traffic stays outside the window), and the close prints the
+layer's ledger file (up to :data:`MAX_INLINE_LEDGER` bytes) where a fetch of its own
+used to read it.
+
 The scripts print sections that each start with a line ``@@readiness NAME``; the parsers
 here take what is there and never raise: a host that lost a section (a broken pipe, a
 script cut short) still yields the rest, and what is missing reads as unknown or failed.
@@ -14,6 +21,8 @@ script cut short) still yields the rest, and what is missing reads as unknown or
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import math
 import re
@@ -30,6 +39,15 @@ SYSCTLS = ("somaxconn", "tcp_abort_on_overflow", "tcp_syncookies")
 # The capture lines one close prints at most (the rest stay in the host's file): a flood
 # of resets must not make the answer of one host unbounded.
 MAX_CAPTURE_LINES = 100_000
+# The largest ledger file the close prints (in base64); a larger one is fetched on its own
+# (SFTP), as every ledger was before. Why a cap: the close's answer is held whole in
+# memory (the transport keeps a script's output when no sink takes it), as base64 (4/3
+# of the file), then as text and as the file's bytes again, on every host at once; the
+# round trip it saves is worth milliseconds, while 8 MiB take 0.1-0.2 s to send (56-89
+# MB/s on the lab): past that, inlining saves nothing that counts and costs memory. A
+# ledger holds a line (~400 bytes) per transport error or test attempt: a few KB in a
+# normal run, MBs only for a retry loop spinning on a refused port.
+MAX_INLINE_LEDGER = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,12 @@ class WindowClose:
     settled: bool | None = None  # the watched ports were quiet before the close
     settle_waited_s: float | None = None
     lingering: int | None = None  # sockets still open on them when it gave up
+    # The layer's ledger file as the close printed it (exact bytes). None: the answer did
+    # not bring it (none asked, larger than MAX_INLINE_LEDGER, unreadable, a cut answer),
+    # so it is fetched on its own; ledger_absent: the host has no such file (no test
+    # process wrote a line), nothing to fetch.
+    ledger: bytes | None = None
+    ledger_absent: bool = False
 
 
 def capture_filter(exclude_port: int) -> str:
@@ -115,6 +139,32 @@ def window_open_script(
     )
 
 
+def window_transition_script(layout: Layout, transition: str, window: str, *, gated: bool) -> str:
+    """One script for a host whose server starts or stops before a layer: ``transition``
+    (the server's start or stop script), then ``window`` (:func:`window_open_script`).
+
+    ``gated``: the window opens only if the transition succeeded, else the script ends
+    with its exit status and stderr (a start); a stop's status is not looked at, as when
+    it was a script of its own. :func:`transition_done` tells from the output whether the
+    transition ran to its end; :func:`parse_open` reads the window's part of it.
+    """
+    return scripts.render(
+        "window_transition.sh",
+        marker_var=MARKER_VAR,
+        marker_root=layout.root,
+        # Both are whole scripts rendered from their own templates, values quoted there.
+        transition=scripts.Shell(transition),
+        window=scripts.Shell(window),
+        gated=gated,
+    )
+
+
+def transition_done(stdout: str) -> bool:
+    """Whether the output of :func:`window_transition_script` says its server part ended
+    and the window's opening began."""
+    return "opening" in sections(stdout)
+
+
 def window_close_script(
     layout: Layout,
     run_id: str,
@@ -122,8 +172,11 @@ def window_close_script(
     *,
     watch_ports: Sequence[int],
     settle_s: float = 5.0,
+    ledger: str | None = None,
 ) -> str:
-    """The script that closes ``layer``'s window: settle on ``watch_ports``, stop, count."""
+    """The script that closes ``layer``'s window: settle on ``watch_ports``, stop, count;
+    then, given the path of the layer's ``ledger`` file, print it (up to
+    :data:`MAX_INLINE_LEDGER` bytes), so that no round trip of its own fetches it."""
     ports = sorted({int(port) for port in watch_ports})
     return scripts.render(
         "window_close.sh",
@@ -134,6 +187,8 @@ def window_close_script(
         ports_hex=" " + "".join(f"{port:04X} " for port in ports),
         settle_tenths=max(0, math.ceil(settle_s * 10)),
         max_lines=MAX_CAPTURE_LINES,
+        ledger=ledger or "",
+        max_ledger=MAX_INLINE_LEDGER,
     )
 
 
@@ -212,6 +267,7 @@ def parse_close(stdout: str, host: str) -> WindowClose:
     settle = _keyed(parts.get("settle", []))
     settled = settle.get("settled")
     waited_ms = _int(settle.get("waited_ms"))
+    ledger, ledger_absent = _ledger(parts.get("ledger"))
     return WindowClose(
         counters=counters.parse("\n".join(parts.get("counters", []))),
         capture_status=status,
@@ -224,7 +280,27 @@ def parse_close(stdout: str, host: str) -> WindowClose:
         settled=None if settled not in ("0", "1") else settled == "1",
         settle_waited_s=waited_ms / 1000 if waited_ms is not None else None,
         lingering=_int(settle.get("lingering")),
+        ledger=ledger,
+        ledger_absent=ledger_absent,
     )
+
+
+def _ledger(lines: Sequence[str] | None) -> tuple[bytes | None, bool]:
+    """The ledger section: ``status inline SIZE`` and the file in base64 -> its bytes;
+    ``status absent`` -> (None, True); anything else, or bytes that are not SIZE long (a
+    cut answer, a host without base64) -> (None, False): fetch it."""
+    if not lines:
+        return None, False
+    status = lines[0].split()
+    if status == ["status", "absent"]:
+        return None, True
+    if len(status) != 3 or status[:2] != ["status", "inline"] or not status[2].isdigit():
+        return None, False
+    try:
+        data = base64.b64decode("".join(line.strip() for line in lines[1:]), validate=True)
+    except (binascii.Error, ValueError):
+        return None, False
+    return (data, False) if len(data) == int(status[2]) else (None, False)
 
 
 def _accept_queue(lines: Sequence[str]) -> dict[int, AcceptQueue]:

@@ -1,17 +1,21 @@
 """One layer's window of evidence: opened before it runs, closed after, judged at once.
 
 Before a layer, every host reads its TCP counters and starts an RST-only capture (and,
-where the live server listens, an accept-queue sampler) in one round trip. After it,
-every host waits until the layer's connections are gone (a window closed too early
-leaks a burst's late RSTs into the next one; a burst's close waits longer, see
-:func:`settle_s`), stops the capture and reads its counters again, in one round trip. A
-window that could not settle says so in its capture records and the ledger's problems,
-and the next window's attributions that could be its leftovers are judged more warily
-(:func:`warier`). Then the layer's ledger files are fetched from the hosts that
-ran it, and :mod:`orchestrator.attribution` says who sent each reset and why. Everything
-lands in the record (``counters``, ``ledger``, ``fingerprints``) and the raw evidence
-in the run directory (``captures/<layer>/<host>.txt``, ``ledger/<layer>/<host>.jsonl``),
-so a report can always be rebuilt and a human can check the judgement.
+where the live server listens, an accept-queue sampler) in one round trip; a host whose
+server starts (or stops) for this layer does that first, in the same round trip
+(:class:`Transition`; :func:`open_window` says in which order the hosts go). After the
+layer, every host waits until the layer's connections are gone (a window closed too
+early leaks a burst's late RSTs into the next one; a burst's close waits longer, see
+:func:`settle_s`), stops the capture and reads its counters again, and a host that ran
+the layer prints its ledger file, in one round trip. A window that could not settle
+says so in its capture records and the ledger's problems, and the next window's
+attributions that could be its leftovers are judged more warily (:func:`warier`). Then
+the layer's ledger files (as the close printed them; one too large for that is fetched
+on its own) are stored, and :mod:`orchestrator.attribution` says who sent each reset
+and why. Everything lands in the record (``counters``, ``ledger``, ``fingerprints``) and
+the raw evidence in the run directory (``captures/<layer>/<host>.txt``,
+``ledger/<layer>/<host>.jsonl``), so a report can always be rebuilt and a human can
+check the judgement.
 
 A host that does not answer costs only its own evidence: its counters are ``{}``, its
 capture is ``failed`` with the reason, and the attribution says what it lacked.
@@ -46,6 +50,9 @@ BURST_DRAIN_S = 10.0
 MAX_SETTLE_S = 30.0
 # Closing a window takes this long on top of its settle wait (stopping tcpdump, counters).
 CLOSE_OVERHEAD_S = 55.0
+# Opening a window takes at most this long (tcpdump and the sampler get 5 s each to start),
+# on top of a server's start or stop that goes first in the same script.
+OPEN_S = 60.0
 # The sampler stops by itself this long after the layer's timeout, if nobody stops it.
 SAMPLER_MARGIN_S = 600
 # Events and RSTs judged per layer (the rest stay in the files).
@@ -60,12 +67,43 @@ class Opened:
     hosts: Mapping[str, capture.WindowOpen | None]
 
 
-def open_window(ctx: Context, step: LayerStep) -> Opened:
-    """Counters and capture on every host, in parallel, before the layer starts."""
-    listen = _listen_ports(ctx, step)
+@dataclass(frozen=True)
+class Transition:
+    """A server script to run on a host just before its window opens, in the same round
+    trip: a start (``gated``: the window opens only once the server is healthy; a failure
+    raises as ``what`` failing, with the script's stderr) or a stop (its status is not
+    looked at). ``said``: the progress line once it succeeded."""
 
-    def one(name: str) -> capture.WindowOpen | None:
-        script = capture.window_open_script(
+    script: str
+    timeout_s: float
+    what: str  # "starting the testserver"
+    gated: bool
+    said: str | None = None
+
+
+def open_window(
+    ctx: Context,
+    step: LayerStep,
+    transitions: Mapping[str, Transition] | None = None,
+    what: str = "opening the evidence window",
+) -> Opened:
+    """Counters and capture on every host, in parallel, before the layer starts; first,
+    on the hosts of ``transitions``, their server's start or stop, in the same script.
+
+    The hosts with a transition go first, all at once; the others open once every
+    transition is done. A server's start talks to the database's host (the test
+    database, migrations, fixtures) and its stop ends those connections: opening that
+    host's window meanwhile would put them in the layer's counters and capture, and no
+    host opens a window for a layer whose server did not start (as when the start was a
+    step of its own). A failed start raises a GroupError named ``what``; a host that
+    does not answer a transition is an error too (it was before); one that does not
+    answer a plain opening only loses its evidence (None).
+    """
+    listen = _listen_ports(ctx, step)
+    moves = dict(transitions or {})
+
+    def script(name: str) -> str:
+        return capture.window_open_script(
             ctx.layout(name),
             ctx.store.run_id,
             step.layer.name,
@@ -74,17 +112,45 @@ def open_window(ctx: Context, step: LayerStep) -> Opened:
             max_s=step.layer.timeout_s + SAMPLER_MARGIN_S,
             python=ctx.targets[name].host.python,
         )
+
+    def plain(name: str) -> capture.WindowOpen | None:
         try:
-            result = ctx.transports[name].run(script, timeout=60)
+            result = ctx.transports[name].run(script(name), timeout=OPEN_S)
         except ReadinessError:
             return None
         return capture.parse_open(result.stdout)
 
-    return Opened(step.layer.name, on_all("opening the evidence window", ctx.targets, one))
+    def after(name: str) -> capture.WindowOpen | None:
+        return _after_transition(ctx, name, moves[name], script(name))
+
+    first = on_all(what, moves, after) if moves else {}
+    rest = on_all("opening the evidence window", [n for n in ctx.targets if n not in moves], plain)
+    found = {**first, **rest}
+    return Opened(step.layer.name, {name: found[name] for name in ctx.targets})
+
+
+def _after_transition(
+    ctx: Context, name: str, move: Transition, window: str
+) -> capture.WindowOpen | None:
+    """Run ``move`` and then open the window on host ``name``, in one script; raise as
+    the transition's own round trip did when it failed (the window is then not opened)."""
+    script = capture.window_transition_script(
+        ctx.layout(name), move.script, window, gated=move.gated
+    )
+    result = ctx.transports[name].run(script, timeout=move.timeout_s + OPEN_S)
+    # A script that failed before its window part began failed in the transition (a gated
+    # one ends there): raised with its message as before, what failed and its stderr. One
+    # that failed later lost only its evidence, as a failed opening always did.
+    if move.gated and not result.ok and not capture.transition_done(result.stdout):
+        result.check(move.what)
+    if move.said:
+        ctx.progress(name, "server", move.said)
+    return capture.parse_open(result.stdout)
 
 
 def close_window(ctx: Context, step: LayerStep) -> dict[str, capture.WindowClose | None]:
-    """Wait for the layer's connections to go, stop the captures, read the counters."""
+    """Wait for the layer's connections to go, stop the captures, read the counters, and
+    read the ledger file of each host that ran the layer."""
     watch = sorted({port for ports in _listen_ports(ctx, step).values() for port in ports})
     if ctx.inventory.database.port:
         watch.append(ctx.inventory.database.port)
@@ -92,12 +158,15 @@ def close_window(ctx: Context, step: LayerStep) -> dict[str, capture.WindowClose
     settle = settle_s(step.layer)
 
     def one(name: str) -> capture.WindowClose | None:
+        results = ctx.layout(name).results(ctx.store.run_id)
         script = capture.window_close_script(
             ctx.layout(name),
             ctx.store.run_id,
             step.layer.name,
             watch_ports=watch,
             settle_s=settle,
+            # The layer's ledger, read in this round trip: only where the layer ran.
+            ledger=ledger.ledger_path(results, step.layer.name) if name in step.hosts else None,
         )
         try:
             result = ctx.transports[name].run(script, timeout=CLOSE_OVERHEAD_S + settle)
@@ -149,7 +218,7 @@ def record_window(
     led = ctx.record.ledger
     rsts = _captures(ctx, layer, opened, closed)
     led.problems += _settle_problems(layer, led.captures[layer])
-    ledgers = _ledger(ctx, step)
+    ledgers = _ledger(ctx, step, closed)
     window, other = attribution.scoped(
         _window(ctx, layer, ledgers, rsts, opened, closed, server_died)
     )
@@ -416,15 +485,25 @@ def _settled(record: CaptureRecord, closed: capture.WindowClose | None) -> Captu
     )
 
 
-def _ledger(ctx: Context, step: LayerStep) -> list[ledger.HostLedger]:
-    """The ledger lines of each host that ran the layer, fetched, stored and parsed."""
+def _ledger(
+    ctx: Context, step: LayerStep, closed: Mapping[str, capture.WindowClose | None]
+) -> list[ledger.HostLedger]:
+    """The ledger lines of each host that ran the layer, as the window's close printed
+    them (fetched on their own where it did not: too large, a host that did not answer
+    the close), stored and parsed."""
     layer = step.layer.name
     books: list[ledger.HostLedger] = []
     files: dict[str, str] = {}
     for host in step.hosts:
+        close = closed.get(host)
+        if close is not None and close.ledger_absent:
+            continue  # no line written (no test process ran)
         path = ledger.ledger_path(ctx.layout(host).results(ctx.store.run_id), layer)
         try:
-            raw = ctx.transports[host].get(path).decode("utf-8", "replace")
+            data = close.ledger if close is not None else None
+            if data is None:
+                data = ctx.transports[host].get(path)
+            raw = data.decode("utf-8", "replace")
             # JSON lines: a secret may be there escaped, or percent-encoded in a URL.
             text = redact(raw, encoded_forms(ctx.secret_values()))
         except (ReadinessError, OSError):

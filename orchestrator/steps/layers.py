@@ -2,11 +2,14 @@
 
 Each layer runs between :func:`~orchestrator.forensics.open_window` and
 :func:`~orchestrator.forensics.close_window` (TCP counters, RST capture, accept-queue
-sampler on every host); its ledger is then fetched and attributed.
+sampler on every host); its ledger, read by the close, is then attributed.
 
 The live server runs only for the layers that need it: ``testserver`` and Django's own
-tests share the test database, so they never run at the same time. A failed ``stop``
-gate blocks the later layers, which are recorded as ``blocked``.
+tests share the test database, so they never run at the same time. It is started (or
+stopped) in the script that opens the layer's window on its host, first: one round trip
+per host and layer, the server healthy (or gone) before the window opens. It is started
+once for all the consecutive layers that need it, anew for each ``--repeat`` pass. A
+failed ``stop`` gate blocks the later layers, which are recorded as ``blocked``.
 
 After each layer, every test case the layers stored so far is rewritten into the run's
 ``tests.jsonl`` and merged ``junit.xml`` (:mod:`orchestrator.testcases`), before the
@@ -29,6 +32,7 @@ import traceback
 from dataclasses import replace
 
 from orchestrator import forensics
+from orchestrator.components import AppServer
 from orchestrator.context import Context
 from orchestrator.exceptions import InfrastructureError, ReadinessError
 from orchestrator.hosts import on_all
@@ -63,6 +67,9 @@ def layers_step(ctx: Context) -> None:
             kind = "step" if step.layer.step else "layer"
             blocked_by = f"{kind} '{step.layer.name}' {outcome.status}"
     _repeat(ctx, history, blocked_by)
+    # A deploy that went on in the background and failed leaves a host that is not
+    # ready, even when no layer ran there (a gate stopped the sequence before it).
+    ctx.deploys.wait(ctx.plan.hosts)
 
 
 def _repeat(ctx: Context, history: History, blocked_by: str | None) -> None:
@@ -79,19 +86,24 @@ def _repeat(ctx: Context, history: History, blocked_by: str | None) -> None:
         return
     repeated = {step.layer.name for step in clients}
     for number in range(2, passes + 1):
-        _servers_for(ctx, needed=False)
-        for step in clients:
+        for at, step in enumerate(clients):
             again = replace(step, layer=replace(step.layer, name=f"{step.layer.name}.{number}"))
-            if _run_and_keep(ctx, again, number, history).status == "error":
+            # The pass's first layer restarts the server (or stops it, if it needs none).
+            if _run_and_keep(ctx, again, number, history, fresh=at == 0).status == "error":
                 ctx.progress("-", "repeat", "stopped: the stack broke (see the layer's reason)")
                 ctx.record.pass_rates = pass_rates(h for h in history if h[1] in repeated)
                 return
     ctx.record.pass_rates = pass_rates(h for h in history if h[1] in repeated)
 
 
-def _run_and_keep(ctx: Context, step: LayerStep, number: int, history: History) -> LayerOutcome:
+def _run_and_keep(
+    ctx: Context, step: LayerStep, number: int, history: History, *, fresh: bool = False
+) -> LayerOutcome:
+    # A client host's deploy may still be going on (pipelined); one that failed ends the
+    # run before this layer, which is then recorded as blocked by it, not interrupted.
+    ctx.deploys.wait(step.hosts)
     ctx.running_layer = step.layer.name
-    outcome, books = _run(ctx, step, number)
+    outcome, books = _run(ctx, step, number, fresh)
     ctx.running_layer = None
     name = step.layer.name.rsplit(".", 1)[0] if number > 1 else step.layer.name
     history.append((number, name, books))
@@ -99,10 +111,11 @@ def _run_and_keep(ctx: Context, step: LayerStep, number: int, history: History) 
     return outcome
 
 
-def _run(ctx: Context, step: LayerStep, number: int) -> tuple[LayerOutcome, list[HostLedger]]:
+def _run(
+    ctx: Context, step: LayerStep, number: int, fresh: bool
+) -> tuple[LayerOutcome, list[HostLedger]]:
     layer = step.layer
-    _servers_for(ctx, needed="server" in layer.needs)
-    opened = forensics.open_window(ctx, step)
+    opened = _open(ctx, step, fresh=fresh)
     hosts = ", ".join(step.hosts)
     _say(ctx, hosts, layer.step, layer.name, "running")
     start_s = round(time.monotonic() - ctx.started, 3)
@@ -286,28 +299,45 @@ def _unhealthy(ctx: Context, checks: dict[str, tuple[str, str]]) -> dict[str, st
     return {label: message for label in checks if (message := found[label])}
 
 
-def _servers_for(ctx: Context, *, needed: bool) -> None:
-    """Start the servers for a layer that needs them; stop them before one that does not."""
+# How long a server's start (stop) may take: its health wait is 120 s, a start that
+# creates the test database and loads fixtures on a slow host comes close to that.
+START_S = 300.0
+STOP_S = 60.0
+
+
+def _open(ctx: Context, step: LayerStep, *, fresh: bool) -> forensics.Opened:
+    """Open the layer's window on every host, with the servers started first (in the same
+    script on their hosts) for a layer that needs them, or stopped before one that does
+    not. ``fresh``: a server already up is started anew (a ``--repeat`` pass)."""
+    needed = "server" in step.layer.needs
     if needed and not ctx.servers:
         raise InfrastructureError(
             "a layer needs the application server, but none was deployed (the deploy step "
             "builds them)"
         )
-    if needed and not ctx.servers_up:
+    if needed and (fresh or not ctx.servers_up):
         ctx.servers_up = True  # teardown stops them even if a start fails half-way
-        on_all("starting the server", ctx.servers, lambda name: _start(ctx, name))
-    elif not needed and ctx.servers_up:
-        on_all(
-            "stopping the server",
-            ctx.servers,
-            lambda name: ctx.transports[name].run(ctx.servers[name].stop_script(), timeout=60),
-        )
+        # The start script stops an earlier server of the deploy first: a fresh one.
+        starts = {name: _start(server) for name, server in ctx.servers.items()}
+        return forensics.open_window(ctx, step, starts, "starting the server")
+    if not needed and ctx.servers_up:
+        stops = {
+            name: forensics.Transition(
+                server.stop_script(), STOP_S, "stopping the server", gated=False
+            )
+            for name, server in ctx.servers.items()
+        }
+        opened = forensics.open_window(ctx, step, stops, "stopping the server")
         ctx.servers_up = False
+        return opened
+    return forensics.open_window(ctx, step)
 
 
-def _start(ctx: Context, name: str) -> None:
-    server = ctx.servers[name]
-    ctx.transports[name].run(server.start_script(), timeout=300).check(
-        f"starting the {server.mode}"
+def _start(server: AppServer) -> forensics.Transition:
+    return forensics.Transition(
+        server.start_script(),
+        START_S,
+        f"starting the {server.mode}",
+        gated=True,
+        said=f"{server.mode} healthy at {server.url}",
     )
-    ctx.progress(name, "server", f"{server.mode} healthy at {server.url}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -28,7 +29,9 @@ import pytest
 
 from orchestrator import capture, counters, deploy, scripts
 from orchestrator.evidence import Rst
+from orchestrator.exceptions import HostError
 from orchestrator.layout import Layout
+from orchestrator.transport import LocalTransport
 
 # SO_LINGER {1,0} close of an accepted connection, 127.0.0.1, all-on-one (seen once).
 LO_LINGER = (
@@ -525,3 +528,137 @@ def test_the_sampler_writes_its_result_on_sigterm(tmp_path: Path) -> None:
         for client in clients:
             client.close()
     assert output.read_text() == f"1 - -\n{port} 7 2\n"
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 13: a server's start in the script that opens the window, the ledger in the one
+# that closes it (run for real, as the hosts run them).
+
+LIB = scripts.render("lib.sh")
+
+
+def _started_server(pidfile: Path, exit_code: int = 0) -> str:
+    """A stand-in for the server's start script: a detached process of its own session,
+    its pid kept, the line the real one prints; or a failure as the real one reports it."""
+    if exit_code:
+        return (
+            'echo "port 8000 on 10.0.0.2 is already in use (another server?); last lines" >&2\n'
+            f"exit {exit_code}\n"
+        )
+    return (
+        f"setsid sleep 120 < /dev/null > /dev/null 2>&1 &\necho $! > {shlex.quote(str(pidfile))}\n"
+        'echo "readiness: server healthy at http://10.0.0.2:8000"\n'
+    )
+
+
+@pytest.mark.usefixtures("root_and_tcpdump")
+def test_a_server_started_with_the_windows_opening_is_up_first_and_in_the_deploy_cgroup(
+    layout: Layout, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "server.pid"
+    window = capture.window_open_script(
+        layout, "run-1", "rest", exclude_port=22, listen_ports=[], max_s=60
+    )
+    script = capture.window_transition_script(layout, _started_server(pidfile), window, gated=True)
+    result = LocalTransport().run(script, timeout=60)
+    assert result.ok, result.stderr
+    assert capture.transition_done(result.stdout)
+    parts = capture.sections(result.stdout)
+    assert list(parts)[:3] == ["server", "opening", "counters"]  # the server first
+    assert parts["server"] == ["readiness: server healthy at http://10.0.0.2:8000"]
+    opened = capture.parse_open(result.stdout)
+    assert opened.capture_status == "captured" and opened.counters
+    # The server, started from a subshell, is in the deploy root's cgroup all the same
+    # (teardown finds it there) and carries the marker.
+    server = int(pidfile.read_text())
+    found = subprocess.run(
+        ["bash", "-c", LIB + 'deploy_cgroup "$1"', "t", layout.root], capture_output=True, text=True
+    )
+    assert found.returncode == 0, "no cgroup v2 mounted here: this test needs one"
+    cgroup = found.stdout.strip()
+    assert str(server) in Path(cgroup, "cgroup.procs").read_text().split()
+    assert layout.marker.encode() in Path(f"/proc/{server}/environ").read_bytes().split(b"\0")
+
+
+def test_a_failed_start_ends_the_script_before_the_window_opens(
+    layout: Layout, tmp_path: Path
+) -> None:
+    window = capture.window_open_script(
+        layout, "run-1", "rest", exclude_port=22, listen_ports=[], max_s=60
+    )
+    script = capture.window_transition_script(
+        layout, _started_server(tmp_path / "pid", exit_code=13), window, gated=True
+    )
+    result = LocalTransport("h1").run(script, timeout=60)
+    assert result.exit_code == 13 and not capture.transition_done(result.stdout)
+    assert list(capture.sections(result.stdout)) == ["server"]
+    assert not Path(layout.results("run-1")).exists()  # the opening never ran
+    with pytest.raises(HostError) as raised:
+        result.check("starting the testserver")
+    assert str(raised.value) == (
+        "host 'h1': starting the testserver failed with exit code 13: port 8000 on 10.0.0.2 "
+        "is already in use (another server?); last lines"
+    )
+
+
+def test_a_failed_stop_still_opens_the_window_as_it_did_after_a_stop_of_its_own(
+    layout: Layout, tmp_path: Path
+) -> None:
+    window = capture.window_open_script(
+        layout, "run-1", "pure", exclude_port=22, listen_ports=[], max_s=5
+    )
+    script = capture.window_transition_script(layout, "exit 3\n", window, gated=False)
+    result = LocalTransport().run(script, timeout=60)
+    assert capture.transition_done(result.stdout)
+    assert capture.parse_open(result.stdout).counters
+
+
+def _close_with_ledger(layout: Layout, tmp_path: Path, ledger: str) -> capture.WindowClose:
+    script = capture.window_close_script(layout, "run-1", "rest", watch_ports=[], ledger=ledger)
+    return capture.parse_close(_bash(script, tmp_path, "close.sh"), "h1")
+
+
+def test_the_close_prints_the_ledger_file_byte_for_byte(layout: Layout, tmp_path: Path) -> None:
+    path = Path(layout.results("run-1"), "rest.ledger.jsonl")
+    path.parent.mkdir(parents=True)
+    # What must come back exactly: a line that looks like a section, a line separator
+    # splitlines() would split at, bytes that are not UTF-8, and no newline at the end.
+    data = b'{"kind":"error"}\n@@readiness end\n{"m":"a\xe2\x80\xa8b"}\n\xff\xfe{"cut'
+    path.write_bytes(data)
+    closed = _close_with_ledger(layout, tmp_path, str(path))
+    assert (closed.ledger, closed.ledger_absent) == (data, False)
+    assert closed.settled is True and closed.counters  # the rest of the close as before
+    missing = _close_with_ledger(layout, tmp_path, str(path.with_name("none.ledger.jsonl")))
+    assert (missing.ledger, missing.ledger_absent) == (None, True)
+
+
+def test_a_ledger_over_the_cap_is_left_to_a_fetch(
+    layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(capture, "MAX_INLINE_LEDGER", 16)
+    path = Path(layout.results("run-1"), "rest.ledger.jsonl")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x" * 16)
+    assert _close_with_ledger(layout, tmp_path, str(path)).ledger == b"x" * 16
+    path.write_bytes(b"x" * 17)
+    closed = _close_with_ledger(layout, tmp_path, str(path))
+    assert (closed.ledger, closed.ledger_absent) == (None, False)
+    script = capture.window_close_script(layout, "run-1", "r", watch_ports=[], ledger=str(path))
+    assert "status fetch 17 bytes" in _bash(script, tmp_path, "close.sh")
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "status inline 12\nYWJj\n",  # cut: 3 bytes of 12
+        "status inline 3\nYW*j\n",  # not base64
+        "status inline\nYWJj\n",
+        "status fetch 99 bytes\n",
+        "status fetch unreadable\n",
+        "",
+    ],
+)
+def test_a_ledger_section_that_is_not_whole_is_left_to_a_fetch(section: str) -> None:
+    closed = capture.parse_close(f"@@readiness ledger\n{section}@@readiness end\n", "h1")
+    assert (closed.ledger, closed.ledger_absent) == (None, False)
+    assert capture.parse_close("@@readiness settle\nsettled 1\n", "h1").ledger is None

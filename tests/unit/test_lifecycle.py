@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -191,7 +193,8 @@ def test_repeat_runs_the_client_layers_again_on_a_fresh_server_and_rates_each_te
         2,
     )
     assert rate["error_passes"] == [2] and rate["position"] == 4
-    # Each pass has a server of its own: started three times, stopped before passes 2, 3.
+    # Each pass has a server of its own: started three times (a start stops the server
+    # of the pass before first).
     starts = [s for s in fake.scripts if "manage.py testserver" in s or "gunicorn" in s]
     assert len([s for s in starts if "setsid" in s]) == 3
     # The fake's JUnit passes and its layers exit 0: the layer's status comes from those,
@@ -828,3 +831,163 @@ def test_the_fingerprint_keeps_the_largest_accept_queue_peak_of_any_layer(
     fingerprint = record["fingerprints"]["h1"]
     assert (fingerprint["accept_queue_peak"], fingerprint["layer"]) == (11, "burst-60")
     assert fingerprint["backlog"] == 10
+
+
+# -- issue 13: less between layers ---------------------------------------------------------
+# A server's start rides in the script that opens the window on its host, the ledger in
+# the script that closes it.
+
+
+def close_answer(ledger: str) -> str:
+    """What closing a window prints on a host with no tcpdump, then the ledger section."""
+    return window_close(True, 0, 0, 0) + f"@@readiness ledger\n{ledger}@@readiness end\n"
+
+
+def inline(data: bytes) -> str:
+    """The ledger section of a file the close printed (base64, 76 characters a line)."""
+    text = base64.encodebytes(data).decode()
+    return f"status inline {len(data)}\n{text}"
+
+
+class LedgerInClose(JunitEverywhere):
+    """Each window's close prints the layer's ledger as ``ledgers`` says (layer -> the
+    section's lines; none: no file), and every ``get`` is noted."""
+
+    def __init__(self, name: str, ledgers: dict[str, str] | None = None) -> None:
+        super().__init__(name)
+        self.ledgers = ledgers or {}
+        self.fetched: list[str] = []
+
+    def run(self, script: str, **kw: Any) -> Result:
+        layer = re.search(r"^layer=(\S+)$", script, re.MULTILINE)
+        if "@@readiness settle" in script and layer:
+            asked = re.search(r"^ledger=(\S*)$", script, re.MULTILINE)
+            assert asked and asked[1].endswith(f"/{layer[1]}.ledger.jsonl"), script
+            super().run(script, **kw)  # recorded like any other
+            section = self.ledgers.get(layer[1], "status absent\n")
+            return Result(script, 0, close_answer(section), "", 0.0, False, self.name)
+        return super().run(script, **kw)
+
+    def get(self, remote_path: str) -> bytes:
+        self.fetched.append(remote_path)
+        return super().get(remote_path)
+
+
+def test_the_server_starts_in_the_script_that_opens_its_window_one_round_trip_a_layer(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = LedgerInClose("h1")
+    code, record, lines = run(tmp_path, plan_for(Options()), fake)
+    assert code == 0
+    rest = next(i for i, s in enumerate(fake.scripts) if "pytest it\n" in s)
+    # Right before the rest layer: one script, the testserver started (healthy) first,
+    # then rest's window opened; before it, pure's window closed. Nothing in between.
+    opened = fake.scripts[rest - 1]
+    start = opened.index("manage.py testserver")
+    assert start < opened.index('echo "@@readiness opening"') < opened.index("@@readiness counters")
+    assert re.search(r"^layer=rest$", opened, re.MULTILINE)
+    assert re.search(r"^layer=pure$", fake.scripts[rest - 2], re.MULTILINE)
+    assert "@@readiness settle" in fake.scripts[rest - 2]
+    assert len([s for s in fake.scripts if "manage.py testserver" in s]) == 1
+    assert any(re.search(r" h1 +server +testserver healthy at http://", line) for line in lines)
+    # Per layer and host: open, run, close (the fake hands out JUnit without counting a
+    # round trip); none of its own for the server's start nor for a ledger (was 13: the
+    # start, and a fetch per ledger).
+    steps = {s["name"]: s["round_trips"] for s in record["steps"]}
+    assert steps["layers"] == {"h1": 3 * 3}
+    assert not [path for path in fake.fetched if path.endswith(".ledger.jsonl")]
+
+
+def test_a_server_that_fails_to_start_opens_no_window_and_fails_as_before(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    said = "port 8000 on 10.0.0.2 is already in use (another server?); last lines of the log:\n"
+    fake = LedgerInClose("h1").on("manage.py testserver", exit_code=13, stderr=said + "boom\n")
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 3 and record["verdict"] == "error"
+    assert record["reasons"][0] == (
+        "starting the server failed on 1 host(s): h1: starting the testserver failed with "
+        "exit code 13: port 8000 on 10.0.0.2 is already in use (another server?); last lines "
+        "of the log: / boom"
+    )
+    assert [layer["name"] for layer in record["layers"]][:2] == ["unit", "pure"]
+    assert "rest" not in record["counters"] and "rest" not in record["ledger"]["captures"]
+    assert not any("pytest it" in s for s in fake.scripts)  # the layer never ran
+    started = next(i for i, s in enumerate(fake.scripts) if "manage.py testserver" in s)
+    # Its window's close never ran, and teardown still stopped the half-started server.
+    assert not any(re.search(r"^layer=rest$", s, re.MULTILINE) for s in fake.scripts[started + 1 :])
+    assert any("server.pid" in s for s in fake.scripts[started + 1 :])
+
+
+SECRET = "s3cret pass/wörd"
+
+
+def keep_a_secret(ctx: Context) -> None:
+    ctx.secrets["db_password"] = SECRET
+
+
+def test_the_ledger_comes_with_the_close_scrubbed_of_secrets_and_is_not_fetched(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    url = f"http://u:{quote(SECRET, safe='')}@10.0.0.2:8000/"
+    lines = (
+        ledger_line("error", 1, 1.0, message=f"reset by {url}")
+        + ledger_line("error", 2, 2.0, message=f"the password {SECRET} leaked")
+        + attempt_line(1, 1.1, 1, "passed", retry=False)
+    )
+    fake = LedgerInClose("h1", {"rest": inline(lines.encode())})
+    code, record, _ = run(tmp_path, plan_for(Options()), fake, Step("deploy", keep_a_secret))
+    assert code == 0
+    ledger = record["ledger"]
+    assert ledger["files"]["rest"] == {"h1": "ledger/rest/h1.jsonl"}
+    assert ledger["files"]["unit"] == {} and ledger["files"]["pure"] == {}  # no file: none
+    assert ledger["events"] == 2 and {e["layer"] for e in ledger["errors"]} == {"rest"}
+    stored = (run_dir(tmp_path, record) / "ledger" / "rest" / "h1.jsonl").read_text()
+    assert stored.count("[redacted]") == 2
+    assert json.dumps(SECRET)[1:-1] not in stored and quote(SECRET, safe="") not in stored
+    assert SECRET not in stored
+    assert not [path for path in fake.fetched if path.endswith(".ledger.jsonl")]
+
+
+def test_a_ledger_too_large_for_the_close_is_fetched_on_its_own(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    class Large(LedgerInClose):
+        def get(self, remote_path: str) -> bytes:
+            if remote_path.endswith("/rest.ledger.jsonl"):
+                self.fetched.append(remote_path)
+                return (  # one test reset by the server, passed on its retry
+                    ledger_line("error", 1, 1.0)
+                    + attempt_line(1, 1.1, 1, "failed", retry=True)
+                    + attempt_line(1, 1.3, 2, "passed", retry=False)
+                ).encode()
+            return super().get(remote_path)
+
+    fake = Large("h1", {"rest": "status fetch 99999999 bytes\n"})
+    code, record, _ = run(tmp_path, plan_for(Options()), fake)
+    assert code == 0
+    assert [p for p in fake.fetched if p.endswith(".ledger.jsonl")] == [
+        f"/srv/r/results/{record['run_id']}/rest.ledger.jsonl"
+    ]
+    assert record["reasons"] == [
+        "layer 'rest': 1 test(s) passed only after retries (it/t.py::a x2)"
+    ]
+    assert record["ledger"]["files"]["rest"] == {"h1": "ledger/rest/h1.jsonl"}
+
+
+def test_each_repeat_pass_restarts_the_server_in_its_first_layers_window_script(
+    tmp_path: Path, plan_for: Callable[[Options], Plan]
+) -> None:
+    fake = LedgerInClose("h1")
+    code, record, _ = run(tmp_path, plan_for(Options(repeat=3)), fake)
+    assert code == 0
+    starts = [s for s in fake.scripts if "manage.py testserver" in s]
+    # One per pass, each one the opening of that pass's rest window (the start script
+    # stops the server of the pass before: no round trip of its own for that).
+    assert [re.findall(r"^layer=(\S+)$", s, re.MULTILINE) for s in starts] == [
+        ["rest"],
+        ["rest.2"],
+        ["rest.3"],
+    ]
+    steps = {s["name"]: s["round_trips"] for s in record["steps"]}
+    assert steps["layers"] == {"h1": 5 * 3}  # open, run, close (JUnit: not counted here)
