@@ -49,6 +49,19 @@ def step_s(record: dict[str, Any], name: str) -> float:
     return float(next(s["duration_s"] for s in record["steps"] if s["name"] == name))
 
 
+def deployed_s(record: dict[str, Any]) -> float:
+    """From the deploy step's start until every host is deployed. The step itself ends
+    sooner when a client-only host's deploy goes on in the background (pipelined), so
+    its duration is when the first layer could start, not the cost of the deploy."""
+    step = next(s for s in record["steps"] if s["name"] == "deploy")
+    ends = [
+        float(d["start_s"]) + float(d["duration_s"])
+        for d in record["deploy"]
+        if d.get("duration_s")
+    ]
+    return max([float(step["duration_s"]), *(e - float(step["start_s"]) for e in ends)])
+
+
 def wall_s(record: dict[str, Any]) -> float:
     return sum(float(s["duration_s"]) for s in record["steps"])
 
@@ -110,7 +123,8 @@ def main() -> None:
             full = readiness(work, "full", FULL)
         finally:
             lab_down(prefix=PREFIX, state_dir=work / "lab" / PREFIX)
-    cold_s, warm_s, cluster_s = (step_s(r, "deploy") for r in (cold, warm, cluster))
+    cold_s, warm_s = (step_s(r, "deploy") for r in (cold, warm))
+    cluster_s = deployed_s(cluster)  # every host, not only those the first layer waits for
     print(f"cold deploy, single host       {cold_s:8.2f} s")
     print(
         f"warm redeploy, single host     {warm_s:8.2f} s"

@@ -27,7 +27,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_deploy import bytes_sent, readiness, step_s  # noqa: E402  (the same figures)
+from bench_deploy import (  # noqa: E402  (the same figures)
+    bytes_sent,
+    deployed_s,
+    readiness,
+    step_s,
+)
 
 from orchestrator.bundle import Bundle  # noqa: E402
 from orchestrator.deploy import Artifacts, HostNeeds, open_push_stream  # noqa: E402
@@ -57,19 +62,6 @@ def inventory(source: Path, hosts: int) -> str:
     lines = ["  - {name: h1, roles: [db]}", "  - {name: h2, roles: [server]}"]
     lines += [f"  - {{name: h{i}, roles: [client]}}" for i in range(3, hosts + 1)]
     return lab + "hosts:\n" + "\n".join(lines) + "\n" + broker_application(source)
-
-
-def deployed_s(record: dict[str, Any]) -> float:
-    """From the deploy step's start until every host is deployed. The step itself ends
-    sooner when a client-only host's deploy goes on in the background (pipelined), so
-    its duration is when the first layer could start, not the cost of the deploy."""
-    step = next(s for s in record["steps"] if s["name"] == "deploy")
-    ends = [
-        float(d["start_s"]) + float(d["duration_s"])
-        for d in record["deploy"]
-        if d.get("duration_s")
-    ]
-    return max([float(step["duration_s"]), *(e - float(step["start_s"]) for e in ends)])
 
 
 def layer_s(record: dict[str, Any], name: str) -> float:
