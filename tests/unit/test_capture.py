@@ -348,8 +348,30 @@ def _write(path: Path, text: str) -> str:
     return str(path)
 
 
+OLD_TCPDUMP = """#!/bin/sh
+# tcpdump before 4.7: no --immediate-mode (its getopt stops at the first '-')
+for a in "$@"; do
+  case $a in --immediate-mode) echo "tcpdump: invalid option -- '-'" >&2; exit 1 ;; esac
+done
+if [ "$1" = --help ]; then echo "Usage: tcpdump [-aAbdDefhHIJKlLnNOpqStuUvxX#]" >&2; exit 0; fi
+exec {real} "$@"
+"""
+
+
 @pytest.mark.usefixtures("root_and_tcpdump")
-def test_the_window_catches_exactly_one_linger_zero_reset(layout: Layout, tmp_path: Path) -> None:
+@pytest.mark.parametrize("old_tcpdump", [False, True], ids=["tcpdump", "tcpdump-before-4.7"])
+def test_the_window_catches_exactly_one_linger_zero_reset(
+    layout: Layout, tmp_path: Path, old_tcpdump: bool
+) -> None:
+    """Also with a tcpdump that cannot hand packets over at once: the close then waits
+    out the kernel's block, or the reset, a moment before it, would be lost."""
+    env = dict(os.environ)
+    if old_tcpdump:
+        wrapper = tmp_path / "bin" / "tcpdump"
+        wrapper.parent.mkdir()
+        wrapper.write_text(OLD_TCPDUMP.format(real=shutil.which("tcpdump")))
+        wrapper.chmod(0o755)
+        env["PATH"] = f"{wrapper.parent}:{env['PATH']}"
     open_script = capture.window_open_script(
         layout, "run-1", "rest", exclude_port=2222, listen_ports=[8000], max_s=120
     )
@@ -371,10 +393,12 @@ def test_the_window_catches_exactly_one_linger_zero_reset(layout: Layout, tmp_pa
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["error"] == "ConnectionResetError"
+    assert Path(layout.run, "capture-rest.buffered").exists() is old_tcpdump
     opened = capture.parse_open(out["open"])
     closed = capture.parse_close(out["close"], "h1")
     assert (opened.capture_status, opened.sampler_status) == ("captured", "sampling"), out
