@@ -248,3 +248,35 @@ def test_wheels_that_cannot_install_on_a_host_fail_the_deploy_before_any_host_is
         ("web1", "failed"),
         ("cl1", "failed"),
     }
+
+
+def test_the_other_hosts_open_a_window_only_once_the_server_is_up_on_its_own(
+    tmp_path: Path, cluster_plan: Plan
+) -> None:
+    """The testserver creates its test database over TCP as it starts: the database
+    host's window must not be open yet, or that traffic would count as the layer's."""
+    events: list[str] = []
+    lock = threading.Lock()
+
+    class Ordered(Host):
+        def run(self, script: str, **kw: Any) -> Result:
+            kind = "start" if "@@readiness opening" in script else "open"
+            opening = "layer=rest\n" in script and "@@readiness settle" not in script
+            if not opening:  # not the opening of the rest layer's window (nor a start)
+                return super().run(script, **kw)
+            with lock:
+                events.append(f"{self.name} {kind} begins")
+            time.sleep(0.2)  # long enough for any open running alongside to begin
+            result = super().run(script, **kw)
+            with lock:
+                events.append(f"{self.name} {kind} ends")
+            return result
+
+    fakes: dict[str, Host] = {name: Ordered(name) for name in cluster_plan.hosts}
+    code, record = execute_with(tmp_path, cluster_plan, lambda name: None, fakes)
+    assert code == 0, record["reasons"]
+    starts = [e for e in events if e.startswith("web1 start")]
+    assert starts == ["web1 start begins", "web1 start ends"], events
+    ended = events.index("web1 start ends")
+    others = [i for i, e in enumerate(events) if e.split()[0] in ("db1", "cl1") and "begins" in e]
+    assert others and all(i > ended for i in others), events
