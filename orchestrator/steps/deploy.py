@@ -34,6 +34,7 @@ from orchestrator.network import DatabaseLink, network_of, nodes_of
 from orchestrator.pending import Pending
 from orchestrator.provenance import secret_values
 from orchestrator.record import DeployRecord, NetworkRecord, PatchRecord
+from orchestrator.wheelhouse import Wheelhouse
 
 
 def deploy_step(ctx: Context) -> None:
@@ -63,17 +64,11 @@ def _check_fit(ctx: Context) -> None:
     """Wheels that cannot install on a host (another Python or CPU) are told before any
     host is touched, never after the layers that did not need that host (exit 3, the
     host's error, naming the interpreter to point it at)."""
-    assert ctx.artifacts is not None
-    houses = {"server": ctx.artifacts.server_wheels, "client": ctx.artifacts.client_wheels}
 
     def fits(name: str) -> None:
-        needed = {
-            houses[s.component].digest: houses[s.component]
-            for s in ctx.plan.deploy
-            if s.host == name and s.component in houses
-        }
-        if needed:
-            check_wheels_fit(name, ctx.probes[name].facts, tuple(needed.values()))
+        components = {s.component for s in ctx.plan.deploy if s.host == name}
+        if needed := _wheelhouses(ctx, components):
+            check_wheels_fit(name, ctx.probes[name].facts, needed)
 
     try:
         on_all("deploy", ctx.plan.hosts, fits)
@@ -83,6 +78,17 @@ def _check_fit(ctx: Context) -> None:
             if entry.status == "running":
                 entry.status = "skipped"
         raise
+
+
+def _wheelhouses(ctx: Context, components: set[str]) -> tuple[Wheelhouse, ...]:
+    """The wheelhouses a host with these components builds venvs from, each once (an
+    all-on-one host's server and client may share one)."""
+    artifacts = ctx.artifacts
+    assert artifacts is not None
+    houses = [artifacts.server_wheels] * ("server" in components) + [artifacts.client_wheels] * (
+        "client" in components
+    )
+    return tuple({w.digest: w for w in houses}.values())
 
 
 def _failed(ctx: Context, err: GroupError) -> None:
@@ -268,14 +274,11 @@ def _deploy_code(ctx: Context, name: str, components: set[str], config: HostConf
     """The one stream of code, wheels and settings the host lacks, installed."""
     artifacts = ctx.artifacts
     assert artifacts is not None
-    houses = [artifacts.server_wheels] * ("server" in components) + [artifacts.client_wheels] * (
-        "client" in components
-    )
     _started(ctx, name, db=False)  # the wheels were checked to fit first (_check_fit)
     needs = HostNeeds(
         app="server" in components,
         client="client" in components,
-        venvs=tuple({w.digest: w for w in houses}.values()),
+        venvs=_wheelhouses(ctx, components),
         config=config,
         tool=artifacts.tools.get(ctx.probes[name].facts.get("machine", "")),
     )
