@@ -327,6 +327,16 @@ def impostor() -> Iterator[tuple[int, str]]:
     import paramiko
 
     host_key = paramiko.ECDSAKey.generate()
+    with _ssh_server(host_key, paramiko.ServerInterface) as port:
+        yield port, f"{host_key.get_name()} {host_key.get_base64()}"
+
+
+@contextlib.contextmanager
+def _ssh_server(host_key: Any, interface: Any, sftp: Any = None) -> Iterator[int]:
+    """A paramiko SSH server on a loopback port (yielded), answering each connection with
+    ``interface()`` (and ``sftp`` as its SFTP subsystem, if given), until the block ends."""
+    import paramiko
+
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -343,14 +353,16 @@ def impostor() -> Iterator[tuple[int, str]]:
             conn.settimeout(None)
             session = paramiko.Transport(conn)
             session.add_server_key(host_key)
+            if sftp is not None:
+                session.set_subsystem_handler("sftp", paramiko.SFTPServer, sftp)
             sessions.append(session)
             with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
-                session.start_server(server=paramiko.ServerInterface())
+                session.start_server(server=interface())
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
     try:
-        yield listener.getsockname()[1], f"{host_key.get_name()} {host_key.get_base64()}"
+        yield listener.getsockname()[1]
     finally:
         done.set()
         server.join(timeout=5)
@@ -698,43 +710,15 @@ def sftp_host(tmp_path: Path) -> Iterator[SSHTransport]:
         def check_channel_request(self, kind: str, chanid: int) -> int:
             return int(paramiko.OPEN_SUCCEEDED)
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.05)
-    sessions: list[Any] = []
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(None)
-            session = paramiko.Transport(conn)
-            session.add_server_key(host_key)
-            session.set_subsystem_handler("sftp", paramiko.SFTPServer, Files)
-            sessions.append(session)
-            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
-                session.start_server(server=Server())
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    port = listener.getsockname()[1]
-    known = _pinned(tmp_path, port, f"{host_key.get_name()} {host_key.get_base64()}")
-    transport = SSHTransport(
-        "web1", "127.0.0.1", port=port, key_file=key_file, known_hosts=known, connect_timeout=5
-    )
-    try:
-        yield transport
-    finally:
-        transport.close()
-        done.set()
-        server.join(timeout=5)
-        listener.close()
-        for session in sessions:
-            session.close()
+    with _ssh_server(host_key, Server, Files) as port:
+        known = _pinned(tmp_path, port, f"{host_key.get_name()} {host_key.get_base64()}")
+        transport = SSHTransport(
+            "web1", "127.0.0.1", port=port, key_file=key_file, known_hosts=known, connect_timeout=5
+        )
+        try:
+            yield transport
+        finally:
+            transport.close()
 
 
 def test_ssh_get_to_fetches_a_file_in_batches_whole_and_in_order(
